@@ -1,0 +1,200 @@
+"""The `oomwatch` command: parse saved logs, diagnose this machine."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+import sys
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import BinaryIO, TextIO
+
+from oomwatch import __version__
+from oomwatch.errors import InputError, LogUnavailableError, UsageError
+from oomwatch.kernel.parser import ParseStats
+from oomwatch.kernel.scan import LogScanner
+from oomwatch.render.escape import terminal
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `oomwatch` console script."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except UsageError as e:
+        print(f"oomwatch: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except LogUnavailableError as e:
+        print(f"oomwatch: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `oomwatch parse big.log | head`
+        sys.stderr.close()
+        return EXIT_OK
+    return code
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="oomwatch",
+        description="Find out what the Linux OOM killer killed, and why.",
+    )
+    p.add_argument("--version", action="version", version=f"oomwatch {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    parse = sub.add_parser("parse", help="extract OOM kills from saved logs",
+                           description="Extract OOM kills from saved kernel logs (dmesg, "
+                           "kern.log, journalctl, /dev/kmsg dumps, pasted reports; .gz too).")
+    parse.add_argument("files", nargs="*", metavar="FILE", help="log files; - or none for stdin")
+    parse.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text: one line per kill (default); json: JSON Lines, one record "
+                       "per kill")
+    parse.set_defaults(func=cmd_parse)
+
+    diag = sub.add_parser("diagnose", help="what was OOM-killed on this machine, and why",
+                          description="Read this machine's kernel log and explain every OOM "
+                          "kill in it.")
+    diag.add_argument("--source", choices=("auto", "kmsg", "journald", "file", "dmesg"),
+                      default="auto", help="where to read the kernel log (default: the first "
+                      "that works of kmsg, journald, file, dmesg)")
+    diag.add_argument("--since", metavar="WHEN", help="only kills after WHEN: a duration "
+                      "(30m, 2h, 7d) or a date (2026-11-25 or '2026-11-25 10:00')")
+    diag.add_argument("--json", action="store_true", help="JSON Lines instead of the report")
+    diag.set_defaults(func=cmd_diagnose)
+    return p
+
+
+# -- parse -----------------------------------------------------------------------------
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    """`oomwatch parse`: every kill in the given logs, as text lines or JSON Lines."""
+    from oomwatch.render.text import one_line
+
+    files: list[str] = args.files or ["-"]
+    failed = False
+    out = sys.stdout
+    for name in files:
+        try:
+            with _open_input(name) as (stream, reference):
+                scanner = LogScanner(reference=reference)
+                for kill in scanner.scan_stream(stream):
+                    if args.format == "json":
+                        out.write(json.dumps(kill.to_dict(), ensure_ascii=False) + "\n")
+                    else:
+                        out.write(one_line(kill) + "\n")
+                _report_malformed(name, scanner.stats, sys.stderr)
+        except InputError as e:
+            print(f"oomwatch: {e}", file=sys.stderr)
+            failed = True
+    out.flush()
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+@contextmanager
+def _open_input(name: str) -> Iterator[tuple[BinaryIO, datetime]]:
+    """A binary stream for FILE (gunzipped if needed) and the reference time for syslog years."""
+    label = "standard input" if name == "-" else name
+    try:
+        if name == "-":
+            yield _maybe_gzip(sys.stdin.buffer, label), datetime.now()
+            return
+        with open(name, "rb") as raw:  # noqa: PTH123 - a plain binary stream is what we scan
+            import os
+
+            mtime = datetime.fromtimestamp(os.fstat(raw.fileno()).st_mtime)
+            yield _maybe_gzip(raw, label), mtime
+    except (OSError, EOFError, zlib.error) as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise InputError(f"cannot read {label}: {reason}") from e
+
+
+def _maybe_gzip(stream: BinaryIO, label: str) -> BinaryIO:
+    head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream
+
+
+def _report_malformed(name: str, stats: ParseStats, err: TextIO) -> None:
+    if not stats.malformed:
+        return
+    label = "standard input" if name == "-" else name
+    err.write(f"oomwatch: {label}: skipped {stats.malformed} malformed line"
+              f"{'s' if stats.malformed != 1 else ''}\n")
+    for lineno, text in stats.malformed_examples:
+        err.write(f"  line {lineno}: {terminal(text)}\n")
+
+
+# -- diagnose ----------------------------------------------------------------------------
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """`oomwatch diagnose`: read this machine's kernel log and explain every kill."""
+    from rich.console import Console
+
+    from oomwatch.locallog import read_local_log
+    from oomwatch.render.text import print_report
+
+    now = datetime.now(timezone.utc)
+    since = parse_since(args.since, now) if args.since else None
+    log = read_local_log(args.source, since=since)
+    if args.json:
+        for kill in log.kills:
+            sys.stdout.write(json.dumps(kill.to_dict(), ensure_ascii=False) + "\n")
+        return EXIT_OK
+    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    if not log.kills:
+        console.print(_nothing_found(log.source, since, log.first_uptime_s, log.lines))
+    else:
+        print_report(console, log.kills, source=log.source, local=True, now=now)
+    for note in log.tried:
+        console.print(f"(could not read {terminal(note)})", style="dim", markup=False)
+    if log.stats.malformed:
+        console.print(f"({log.stats.malformed} malformed lines skipped)", style="dim")
+    return EXIT_OK
+
+
+def _nothing_found(source: str, since: datetime | None, first_uptime: float | None,
+                   lines: int) -> str:
+    span = f" since {since.astimezone():%Y-%m-%d %H:%M}" if since else ""
+    text = f"No OOM kills found in {source}{span} ({lines} lines read)."
+    if first_uptime is not None and first_uptime > 1.0:
+        text += (f" The log only goes back to {first_uptime:.0f} s after boot: the kernel's "
+                 "ring buffer has overwritten older messages, so earlier kills cannot be seen "
+                 "there (a persistent journal or kern.log keeps them).")
+    elif not since:
+        text += " No process has been killed for lack of memory since the log begins."
+    return text
+
+
+_DURATION = re.compile(r"(\d+)\s*(s|sec|m|min|h|d|w)", re.I)
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """`--since`: a duration back from now (`30m`, `2h`, `7d`) or a local date and time."""
+    m = _DURATION.fullmatch(text.strip())
+    if m:
+        return now - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
+    try:
+        return datetime.fromisoformat(text.strip()).astimezone()
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r}: expected a duration such as 30m, 2h or 7d, or a date such as "
+            "2026-11-25 or '2026-11-25 10:00'"
+        ) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Rendering records for people and machines: terminal text, JSON."""
