@@ -132,8 +132,8 @@ def _report_malformed(name: str, stats: ParseStats, err: TextIO) -> None:
     label = "standard input" if name == "-" else name
     err.write(f"oomwatch: {label}: skipped {stats.malformed} malformed line"
               f"{'s' if stats.malformed != 1 else ''}\n")
-    for lineno, text in stats.malformed_examples:
-        err.write(f"  line {lineno}: {terminal(text)}\n")
+    for where, text in stats.malformed_examples:
+        err.write(f"  {where}: {terminal(text)}\n")
 
 
 # -- diagnose ----------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         for kill in log.kills:
             sys.stdout.write(json.dumps(kill.to_dict(), ensure_ascii=False) + "\n")
         return EXIT_OK
-    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    console = Console(highlight=False)
     if not log.kills:
         console.print(_nothing_found(log.source, since, log.first_uptime_s, log.lines))
     else:

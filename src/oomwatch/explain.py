@@ -118,7 +118,8 @@ def explain(k: OomKill) -> Explanation:
     t = k.trigger
     if t is not None:
         who = "the victim itself" if t.pid is not None and t.pid == v.pid else (
-            f"{t.comm}" + (f" (pid {t.pid})" if t.pid is not None else ""))
+            (t.comm or "a task the log does not name")
+            + (f" (pid {t.pid})" if t.pid is not None else ""))
         details.append(f"The allocation that failed was made by {who}.")
         if t.order is not None and t.order > 0:
             details.append(
@@ -128,30 +129,29 @@ def explain(k: OomKill) -> Explanation:
         elif t.order == -1:
             details.append("order=-1: someone invoked the OOM killer by hand (SysRq-f).")
 
-    details.append(_why_victim(k, limit_kb))
+    details.append(_why_victim(k))
     advice.append("Protect processes that must survive with oom_score_adj -1000 (systemd: "
                   "OOMScoreAdjust=-1000); give expendable ones a positive value.")
     return Explanation(headline, tuple(details), tuple(advice))
 
 
-def _why_victim(k: OomKill, limit_kb: int | None) -> str:
+def _why_victim(k: OomKill) -> str:
     v = k.victim
     name = v.comm or f"pid {v.pid}"
     rule = ("The kernel kills the process with the highest badness: resident memory plus swap "
             "plus page tables, shifted by oom_score_adj (-1000 never, +1000 first).")
+    # The kill line's RSS counts pages charged elsewhere too (shared files), so it
+    # can exceed the cgroup's limit; it is not compared with the limit.
     size = fmt_kb(v.rss_kb) if v.rss_kb is not None else None
-    share = ""
-    if v.rss_kb is not None and limit_kb:
-        share = f", {100 * v.rss_kb / limit_kb:.0f}% of the limit"
     if not k.top_consumers:
-        used = f" {name} held {size} resident{share} when it was killed." if size else ""
+        used = f" {name} held {size} resident when it was killed." if size else ""
         return rule + used
     ranked = sorted(k.top_consumers, key=_badness_pages, reverse=True)
     biggest = ranked[0]
     adj = v.oom_score_adj
     if biggest.pid == v.pid:
         held = size or fmt_kb(biggest.rss_kb)
-        text = f"{rule} {name} was the largest process listed, with {held} resident{share}."
+        text = f"{rule} {name} was the largest process listed, with {held} resident."
     else:
         text = (f"{rule} {name} was not the largest: {biggest.name} (pid {biggest.pid}) held "
                 f"{fmt_kb(biggest.rss_kb)}")

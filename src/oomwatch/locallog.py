@@ -88,10 +88,11 @@ def read_local_log(
         if since is not None:
             log.kills = [k for k in log.kills if k.time is None or _aware(k.time) >= since]
         return log
-    raise LogUnavailableError(
-        "cannot read the kernel log:\n  " + "\n  ".join(tried)
-        + "\nRun as root, or with CAP_SYSLOG, or as a member of the adm or systemd-journal group."
-    )
+    advice = ""
+    if any("ermission" in t or "not permitted" in t for t in tried):
+        advice = ("\nRun as root, or with CAP_SYSLOG, or as a member of the adm or "
+                  "systemd-journal group.")
+    raise LogUnavailableError("cannot read the kernel log:\n  " + "\n  ".join(tried) + advice)
 
 
 class _Unavailable(Exception):

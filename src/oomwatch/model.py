@@ -28,6 +28,7 @@ class KernelLine:
     prio: int | None = None
     seq: int | None = None
     cursor: str | None = None
+    offset: int | None = None
 
     @property
     def from_kernel(self) -> bool:
@@ -67,7 +68,7 @@ class Victim:
 class Trigger:
     """The task whose allocation failed and invoked the OOM killer."""
 
-    comm: str
+    comm: str | None
     pid: int | None = None
     gfp_mask: str | None = None
     gfp_flags: str | None = None
@@ -140,6 +141,7 @@ class OomKill:
     uptime_s: float | None = None
     seq: int | None = None
     lineno: int = 0
+    offset: int | None = None
     message: str | None = None
     scope: Scope | None = None
     constraint: str | None = None
@@ -195,5 +197,4 @@ class OomKill:
             "signal": self.signal,
             "reason": self.reason,
             "processes_killed": self.processes_killed,
-            "lineno": self.lineno,
         }

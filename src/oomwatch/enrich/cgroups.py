@@ -28,7 +28,10 @@ _SCOPE_RE = re.compile(
     rf"(?P<id>{_HEX64})\.scope$"
 )
 # containerd's own notation for a systemd cgroup (`slice:prefix:id`), seen in some logs
-_TRIPLE_RE = re.compile(rf"^[^:/]*\.slice:(?P<prefix>cri-containerd|crio|docker):(?P<id>{_HEX64})$")
+_TRIPLE_RE = re.compile(
+    rf"^(?P<slice>[^:/]*\.slice):(?P<prefix>cri-containerd|crio|docker):(?P<id>{_HEX64})$"
+)
+_TRIPLE_TAIL_RE = re.compile(rf"^(?P<prefix>cri-containerd|crio|docker):(?P<id>{_HEX64})$")
 _POD_RE = re.compile(rf"^(?:kubepods(?:-(?:besteffort|burstable))?-)?pod(?P<uid>{_UUID})(?:\.slice)?$")
 _HEX64_RE = re.compile(rf"^{_HEX64}$")
 _LXC_RE = re.compile(r"^lxc(?:\.payload)?[./](?P<name>.+)$")
@@ -45,6 +48,12 @@ def container_from_cgroup(path: str | None) -> Container | None:
     qos: str | None = None
     unit: str | None = None
     in_kubepods = False
+    expanded: list[str] = []
+    for part in parts:
+        tm = _TRIPLE_RE.match(part)
+        # containerd's `slice:prefix:id` names the pod slice and the container in one part
+        expanded.extend((tm.group("slice"), part[len(tm.group("slice")) + 1 :]) if tm else (part,))
+    parts = expanded
     for i, part in enumerate(parts):
         if part in ("kubepods", "kubepods.slice") or part.startswith("kubelet-kubepods"):
             # a kubelet tree nested in a container (kind): the outer id is the node's
@@ -52,6 +61,9 @@ def container_from_cgroup(path: str | None) -> Container | None:
             in_kubepods = True
             qos = qos or "guaranteed"
             continue
+        if part == "lxc" and i == 0 and len(parts) > 1:
+            runtime, cid = "lxc", parts[1]
+            break
         if in_kubepods and part in ("burstable", "kubepods-burstable.slice"):
             qos = "burstable"
             continue
@@ -75,7 +87,7 @@ def container_from_cgroup(path: str | None) -> Container | None:
             cid = sm.group("id")
             unit = part
             continue
-        tm = _TRIPLE_RE.match(part)
+        tm = _TRIPLE_TAIL_RE.match(part)
         if tm:
             runtime = {"cri-containerd": "containerd", "crio": "cri-o"}.get(
                 tm.group("prefix"), tm.group("prefix")

@@ -82,10 +82,14 @@ class LineDecoder:
         self._reference = reference
         self._last = _Meta()
         self._pending_cont: KernelLine | None = None
+        self._offset: int | None = None
         self.malformed = 0
 
-    def decode(self, raw: bytes | str, lineno: int = 0) -> list[KernelLine]:
+    def decode(
+        self, raw: bytes | str, lineno: int = 0, offset: int | None = None
+    ) -> list[KernelLine]:
         """The logical lines in one raw line (a kmsg record may hold several)."""
+        self._offset = offset
         text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
         text = text.rstrip("\r\n")
         if self._last.fmt == "kmsg" and _KMSG_DICT.match(text):
@@ -281,6 +285,7 @@ class LineDecoder:
             prio=meta.prio,
             seq=meta.seq,
             cursor=meta.cursor,
+            offset=self._offset,
         )
 
     def _year_for(self, month_token: str) -> int | None:
@@ -325,5 +330,5 @@ def _replace_prio(line: KernelLine, prio: int) -> KernelLine:
     return KernelLine(
         text=line.text, fmt=line.fmt, lineno=line.lineno, uptime_s=line.uptime_s,
         wall=line.wall, host=line.host, origin=origin, prio=prio & 7, seq=line.seq,
-        cursor=line.cursor,
+        cursor=line.cursor, offset=line.offset,
     )

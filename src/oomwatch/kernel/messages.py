@@ -14,7 +14,7 @@ from oomwatch.model import TaskRow, Trigger
 
 # --- "<comm> invoked oom-killer: gfp_mask=..., order=..., oom_score_adj=..." ---------
 
-_HEADER = re.compile(r"(?P<comm>.*?) invoked oom-killer: (?P<rest>.*)", re.S)
+_HEADER = re.compile(r"(?:(?P<comm>.*?) )?invoked oom-killer: (?P<rest>.*)", re.S)
 _GFP = re.compile(r"gfp_mask=(?P<hex>0x[0-9a-fA-F]+)(?:\((?P<flags>[^)]*)\))?")
 _ORDER = re.compile(r"\border=(-?\d+)")
 _SCORE_ADJ = re.compile(r"\boom_score_adj=(-?\d+)")
@@ -32,7 +32,7 @@ def parse_header(text: str) -> Trigger | None:
     adj = _SCORE_ADJ.search(rest)
     nodemask = _NODEMASK.search(rest)
     return Trigger(
-        comm=m.group("comm"),
+        comm=m.group("comm") or None,
         gfp_mask=gfp.group("hex") if gfp else None,
         gfp_flags=gfp.group("flags") if gfp else None,
         order=int(order.group(1)) if order else None,
@@ -314,8 +314,14 @@ class KilledLine:
 
 
 def looks_like_kill(text: str) -> bool:
-    """Cheap test for a `Killed process` line at the start of a message."""
-    return _KILLED.match(text) is not None
+    """Whether the text starts like a kernel kill line (the kernel's own message, if any)."""
+    m = _KILLED.match(text)
+    return m is not None and _kernel_message(m.group("msg"))
+
+
+def _kernel_message(message: str | None) -> bool:
+    # "%s: Killed process": the kernel's %s always says "out of memory"
+    return message is None or "out of memory" in message.lower()
 
 
 def parse_killed(text: str) -> KilledLine | None:
@@ -325,7 +331,7 @@ def parse_killed(text: str) -> KilledLine | None:
     parenthesis at the end), since a comm may itself hold parentheses.
     """
     m = _KILLED.match(text)
-    if m is None:
+    if m is None or not _kernel_message(m.group("msg")):
         return None
     pid = int(m.group("pid"))
     rest = text[m.end() :]

@@ -55,14 +55,15 @@ class ParseStats:
     lines: int = 0
     kills: int = 0
     malformed: int = 0
-    malformed_examples: list[tuple[int, str]] = field(default_factory=list)
+    malformed_examples: list[tuple[str, str]] = field(default_factory=list)
     reports_without_kill: int = 0
 
     def note_malformed(self, line: KernelLine) -> None:
         """Count one unreadable line and keep the first few for the user."""
         self.malformed += 1
         if len(self.malformed_examples) < 5:
-            self.malformed_examples.append((line.lineno, line.text[:200]))
+            where = f"line {line.lineno}" if line.lineno else f"byte {line.offset}"
+            self.malformed_examples.append((where, line.text[:200]))
 
 
 @dataclass(slots=True)
@@ -184,7 +185,7 @@ class OomParser:
             self._take_summary(r, r.pending_summary, line)
             r.pending_summary = None
 
-        if " invoked oom-killer:" in text:
+        if "invoked oom-killer:" in text:
             header = msg.parse_header(text)
             if header is None:
                 self.stats.note_malformed(line)
@@ -218,7 +219,6 @@ class OomParser:
             return
         if text.startswith("Out of memory and no killable processes"):
             if self._report is not None and self._report.kills == 0:
-                self.stats.reports_without_kill += 1
                 self._report.pending_summary = self._report.summary = None
             self._close_report(out)
             return
@@ -335,7 +335,11 @@ class OomParser:
     def _emit_kill(self, line: KernelLine, killed: msg.KilledLine, out: list[OomKill]) -> None:
         key = (line.seq, line.uptime_s, line.wall, line.host, line.text)
         if (line.seq is not None or line.uptime_s is not None) and key in self._recent:
-            return  # the same record read twice (overlapping pastes or rotated logs)
+            # the same record read twice (overlapping pastes or rotated logs); its
+            # report is a repeat too, so its summary must not become a kill of its own
+            if self._report is not None:
+                self._report.kills += 1
+            return
         self._recent.append(key)
         r = self._report
         if r is not None and r.pending_summary is not None:
@@ -455,6 +459,7 @@ class OomParser:
             uptime_s=line.uptime_s,
             seq=line.seq,
             lineno=line.lineno,
+            offset=line.offset,
             message=message,
             scope=_scope(s, oom_memcg, r.memcg if r else None, message),
             constraint=s.constraint if s else None,
@@ -600,7 +605,7 @@ def _join_wrapped(left: str, right: str) -> str:
 
 def _with_text(line: KernelLine, text: str) -> KernelLine:
     return KernelLine(text, line.fmt, line.lineno, line.uptime_s, line.wall, line.host,
-                      line.origin, line.prio, line.seq, line.cursor)
+                      line.origin, line.prio, line.seq, line.cursor, line.offset)
 
 
 def _wall_s(wall: datetime) -> float:

@@ -9,7 +9,8 @@ give the same records; a test holds them to that.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from typing import BinaryIO
 
@@ -17,12 +18,21 @@ from oomwatch.kernel.lines import LineDecoder
 from oomwatch.kernel.parser import FRAGMENT_GAP_LINES, OomParser, ParseStats
 from oomwatch.model import OomKill
 
-# Every line that can start or prove a kill while no report is open holds one of
-# these: "invoked oom-killer", "oom-kill:", "memory.oom.group", "systemd-oomd" hold
-# "oom"; "Killed process", "Kill process", earlyoom's "sending SIGTERM to process"
-# and "killing process" hold " process ".
-NEEDLES = (b"oom", b" process ")
+# Every line that can start or prove a kill while no report is open matches one
+# of these: "invoked oom-killer", "oom-kill:", "memory.oom.group", "systemd-oomd"
+# hold "oom"; "Killed process N", "Kill process N", earlyoom's "sending SIGTERM
+# to process N" and "killing process N" hold "process N". A regex with a literal
+# prefix searches faster here than bytes.find with a short needle.
+NEEDLES = (re.compile(rb"oom"), re.compile(rb"process \d"))
+# Of the lines with a keyword, those that can matter while no report is open ...
+RELEVANT = (b"invoked oom-killer", b"oom-kill:", b"Killed process", b"ill process ",
+            b"oom_reaper", b"memory.oom.group", b"systemd-oomd", b"sending SIG",
+            b"killing process", b"Killed /")
+# ... and those that prove a kill, whose report may have begun before them.
+PROVES_KILL = (b"Killed process", b"ill process ", b"oom-kill:", b"sending SIG",
+               b"killing process")
 BLOCK = 8 << 20
+MAX_LINE = 16 << 20
 
 
 class LogScanner:
@@ -37,10 +47,10 @@ class LogScanner:
         """The parser's counters, with the decoder's malformed journal records added."""
         return self.parser.stats
 
-    def feed(self, raw: bytes | str, lineno: int = 0) -> list[OomKill]:
+    def feed(self, raw: bytes | str, lineno: int = 0, offset: int | None = None) -> list[OomKill]:
         """One raw line in, the kills it completes out."""
         out: list[OomKill] = []
-        for line in self.decoder.decode(raw, lineno):
+        for line in self.decoder.decode(raw, lineno, offset):
             out.extend(self.parser.feed(line))
         if self.decoder.malformed:
             self.parser.stats.malformed += self.decoder.malformed
@@ -62,55 +72,100 @@ class LogScanner:
         yield from self.close()
 
     def scan_stream(self, stream: BinaryIO, block: int = BLOCK) -> Iterator[OomKill]:
-        """The fast path over a binary stream: same records as `scan_lines`, far fewer lines read."""
-        carry = b""
-        lineno_base = 0  # lines before the start of `buf`
+        """Scan a binary stream fast; the records are those of `scan_lines`.
+
+        Lines are located by byte offset here (counting lines would cost a pass
+        over the whole input), so `KernelLine.lineno` is 0 and `offset` is set.
+        """
+        buf = bytearray(block)
+        have = 0  # bytes in buf
+        base = 0  # offset of buf[0] in the stream
+        dropping = False  # inside a line too long to be a log line
         while True:
-            data = stream.read(block)
-            if not data:
+            if have == len(buf):
+                if len(buf) < MAX_LINE:
+                    buf.extend(bytes(len(buf)))
+                else:  # no log line is this long: count it and skip to its end
+                    self.parser.stats.malformed += 1
+                    base += have
+                    have, dropping = 0, True
+            with memoryview(buf) as view:
+                n = stream.readinto(view[have:])  # type: ignore[attr-defined]
+            if not n:
                 break
-            buf = carry + data
-            cut = buf.rfind(b"\n") + 1
+            have += n
+            if dropping:
+                nl = buf.find(b"\n", 0, have)
+                drop = have if nl < 0 else nl + 1
+                buf[: have - drop] = buf[drop:have]
+                base += drop
+                have -= drop
+                dropping = nl < 0
+            cut = buf.rfind(b"\n", 0, have) + 1
             if cut == 0:
-                if len(buf) > 64 * block:  # a single huge line: no log has one, keep memory bounded
-                    buf = buf[-block:]
-                carry = buf
                 continue
-            yield from self._scan_block(buf, cut, lineno_base)
-            lineno_base += buf.count(b"\n", 0, cut)
-            carry = buf[cut:]
-        if carry:
-            yield from self.feed(carry, lineno_base + 1)
+            fed_end = yield from self._scan_block(buf, cut, base)
+            # the unfed tail may be a fragment's beginning for a kill in the next block
+            keep = _start_of_last_lines(buf, fed_end, cut, FRAGMENT_GAP_LINES)
+            buf[: have - keep] = buf[keep:have]
+            base += keep
+            have -= keep
+        offset = base
+        for raw in bytes(buf[:have]).split(b"\n"):
+            yield from self.feed(raw, offset=offset)
+            offset += len(raw) + 1
         yield from self.close()
 
-    def _scan_block(self, buf: bytes, end: int, lineno_base: int) -> Iterator[OomKill]:
-        """Scan `buf[:end]` (whole lines); feed lines near keywords and inside open reports."""
+    def _scan_block(
+        self, buf: bytearray, end: int, base: int
+    ) -> Generator[OomKill, None, int]:
+        """Scan `buf[:end]` (whole lines), feeding lines near keywords and inside open reports.
+
+        Returns (as the generator's value) the offset after the last line fed.
+        """
         pos = 0  # everything before pos has been fed or skipped
-        counted_pos, counted_lines = 0, lineno_base
-        finds = [buf.find(n, 0, end) for n in NEEDLES]
+        fed_end = 0
+        finds = [_find(n, buf, 0, end) for n in NEEDLES]
         while pos < end:
             if not self.parser.needs_context:
                 hits = [f for f in finds if f >= 0]
                 if not hits:
-                    return
-                hit = min(hits)
-                line_start = buf.rfind(b"\n", 0, hit) + 1
-                if line_start < pos:  # the keyword is in a line already fed
-                    finds = [buf.find(n, pos, end) if f >= 0 and f < pos else f
+                    return fed_end
+                line_start = buf.rfind(b"\n", 0, min(hits)) + 1
+                line_end = buf.find(b"\n", line_start, end)
+                line = buf[line_start:line_end]
+                if not any(m in line for m in RELEVANT):
+                    # "zoom", "process 42 started": a keyword, but no OOM line
+                    pos = line_end + 1
+                    finds = [_find(n, buf, pos, end) if 0 <= f < pos else f
                              for n, f in zip(NEEDLES, finds, strict=True)]
                     continue
-                # look back for a fragment's earlier lines, never before what was fed
-                back = line_start
-                for _ in range(FRAGMENT_GAP_LINES):
-                    if back <= pos:
-                        break
-                    back = buf.rfind(b"\n", pos, back - 1) + 1
-                pos = max(back, pos)
+                if any(m in line for m in PROVES_KILL):
+                    # look back for a fragment's earlier lines, never before what was fed
+                    line_start = _start_of_last_lines(buf, fed_end, line_start,
+                                                      FRAGMENT_GAP_LINES)
+                pos = line_start
             nl = buf.find(b"\n", pos, end)
             nl = end - 1 if nl < 0 else nl
-            counted_lines += buf.count(b"\n", counted_pos, pos)
-            counted_pos = pos
-            yield from self.feed(buf[pos:nl], counted_lines + 1)
-            pos = nl + 1
-            finds = [buf.find(n, pos, end) if 0 <= f < pos else f
+            yield from self.feed(bytes(buf[pos:nl]), offset=base + pos)
+            pos = fed_end = nl + 1
+            finds = [_find(n, buf, pos, end) if 0 <= f < pos else f
                      for n, f in zip(NEEDLES, finds, strict=True)]
+        return fed_end
+
+
+def _find(pattern: re.Pattern[bytes], buf: bytearray, pos: int, end: int) -> int:
+    m = pattern.search(buf, pos, end)
+    return m.start() if m else -1
+
+
+def _start_of_last_lines(buf: bytearray, lo: int, hi: int, n: int) -> int:
+    """Find the offset where the last `n` whole lines of `buf[lo:hi]` begin (`hi` is a line start)."""
+    start = hi
+    for _ in range(n):
+        if start <= lo:
+            return lo
+        start = buf.rfind(b"\n", lo, start - 1) + 1
+        if start == 0:
+            return lo
+    return max(start, lo)

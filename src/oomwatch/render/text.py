@@ -81,7 +81,9 @@ def _kill_section(k: OomKill, i: int, n: int, *, local: bool, now: datetime | No
     v = k.victim
     e = explain(k)
     head = Text(f"[{i}/{n}] ", style="bold red")
-    head.append(terminal(when(k)), style="bold")
+    stamp = k.time.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if (
+        local and k.time is not None and k.time.tzinfo is not None) else when(k)
+    head.append(terminal(stamp), style="bold")
     if now is not None and k.time is not None and k.time.tzinfo is not None:
         head.append(f"  ({_ago(now - k.time)} ago)", style="dim")
     facts = Table.grid(padding=(0, 2))
@@ -106,8 +108,8 @@ def _kill_section(k: OomKill, i: int, n: int, *, local: bool, now: datetime | No
         if k.host:
             facts.add_row("Host", Text(terminal(k.host)))
     parts: list[object] = [head, Padding(facts, (0, 0, 0, 2))]
-    why = Text("Why: ", style="bold")
-    why.append(terminal(" ".join((e.headline, *e.details))))
+    why = Text(terminal(e.headline), style="bold")
+    why.append("\n" + terminal(" ".join(e.details)), style="")
     parts.append(Padding(why, (1, 0, 0, 2)))
     if k.top_consumers:
         parts.append(Padding(_consumers(k, local=local), (1, 0, 0, 2)))
@@ -155,7 +157,7 @@ def _ran_out(k: OomKill) -> str:
             text += f": {fmt_kb(m.usage_kb)} used of {fmt_kb(m.limit_kb)}"
             if m.usage_kb > m.limit_kb:
                 text += f" ({fmt_kb(m.usage_kb - m.limit_kb)} over)"
-            if m.failcnt is not None:
+            if m.failcnt:
                 text += f", limit hit {m.failcnt} times"
         return text
     if k.scope == "global":
