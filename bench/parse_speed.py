@@ -25,10 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "corpus"
 # Syslog-format reports: they fit among syslog lines as they are.
-REPORTS = ("007-ubuntu1404-icecast-syslog.log", "013-aks-ubuntu2204-cgv2-containerd-syslog.log",
-           "020-ubuntu1604-i915-order3-virtualbox.log", "001-rhel6-haproxy-global.log")
+REPORTS = (
+    "007-ubuntu1404-icecast-syslog.log",
+    "013-aks-ubuntu2204-cgv2-containerd-syslog.log",
+    "020-ubuntu1604-i915-order3-virtualbox.log",
+    "001-rhel6-haproxy-global.log",
+)
 _UPTIME = re.compile(r"\[\s*(\d+\.\d+)\]")
-KILLS_PER_REPORT = {name: 1 for name in REPORTS}
+KILLS_PER_REPORT = dict.fromkeys(REPORTS, 1)
 
 CHATTER = (
     "{ts} {host} sshd[{pid}]: Accepted publickey for deploy from 10.{a}.{b}.{c} port {port} "
@@ -42,8 +46,8 @@ CHATTER = (
     "{ts} {host} kernel: [{up}] EXT4-fs (sda1): mounted filesystem with ordered data mode",
     '{ts} {host} containerd[{pid}]: time="2024-05-01T10:00:00Z" level=info msg="shim '
     'disconnected" id={hex}{hex}{hex}',
-    "{ts} {host} kubelet[{pid}]: I0501 10:00:00.{pid} {pid} kubelet.go:2457] \"SyncLoop "
-    "(PLEG): event for pod\" pod=\"shop/api-7f9c\"",
+    '{ts} {host} kubelet[{pid}]: I0501 10:00:00.{pid} {pid} kubelet.go:2457] "SyncLoop '
+    '(PLEG): event for pod" pod="shop/api-7f9c"',
 )
 
 
@@ -60,12 +64,19 @@ def generate(path: Path, size_mb: int, seed: int = 7) -> int:
             lines = []
             for _ in range(2000):
                 tpl = rng.choice(CHATTER)
-                lines.append(tpl.format(
-                    ts=f"May  1 10:{rng.randrange(60):02d}:{rng.randrange(60):02d}",
-                    host=f"node-{rng.randrange(40)}", pid=rng.randrange(100, 99999),
-                    a=rng.randrange(256), b=rng.randrange(256), c=rng.randrange(256),
-                    port=rng.randrange(1024, 65535), up=f"{rng.uniform(1, 9e5):.6f}",
-                    hex=f"{rng.getrandbits(28):07x}"))
+                lines.append(
+                    tpl.format(
+                        ts=f"May  1 10:{rng.randrange(60):02d}:{rng.randrange(60):02d}",
+                        host=f"node-{rng.randrange(40)}",
+                        pid=rng.randrange(100, 99999),
+                        a=rng.randrange(256),
+                        b=rng.randrange(256),
+                        c=rng.randrange(256),
+                        port=rng.randrange(1024, 65535),
+                        up=f"{rng.uniform(1, 9e5):.6f}",
+                        hex=f"{rng.getrandbits(28):07x}",
+                    )
+                )
             chunk = "\n".join(lines) + "\n"
             f.write(chunk)
             written += len(chunk)
@@ -73,11 +84,18 @@ def generate(path: Path, size_mb: int, seed: int = 7) -> int:
                 i = rng.randrange(len(reports))
                 # a later time for each copy, or it would rightly be read as a duplicate
                 shift = rng.uniform(1, 1e5)
-                report = _UPTIME.sub(lambda m: f"[{float(m.group(1)) + shift:14.6f}]", reports[i])
+                report = _shift_uptimes(reports[i], shift)
                 f.write(report if report.endswith("\n") else report + "\n")
                 kills += KILLS_PER_REPORT[REPORTS[i]]
                 next_report += every
     return kills
+
+
+def _shift_uptimes(report: str, shift: float) -> str:
+    def later(m: re.Match[str]) -> str:
+        return f"[{float(m.group(1)) + shift:14.6f}]"
+
+    return _UPTIME.sub(later, report)
 
 
 def timed(argv: list[str], runs: int) -> tuple[float, bytes]:
@@ -108,8 +126,9 @@ def main() -> None:
         size = path.stat().st_size
         subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # warm cache
         grep_s, _ = timed(["grep", "-E", "-i", "-B100", "killed process", str(path)], args.runs)
-        ours_s, out = timed([sys.executable, "-m", "oomwatch", "parse", "--format", "json",
-                             str(path)], args.runs)
+        ours_s, out = timed(
+            [sys.executable, "-m", "oomwatch", "parse", "--format", "json", str(path)], args.runs
+        )
     found = out.count(b'"killer": "kernel"')
     mb = size / 1e6
     print(f"file: {mb:.0f} MB, {inserted} kills inserted, {found} found")

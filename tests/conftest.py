@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,9 +34,9 @@ def real_kernel_reason() -> str | None:
 
 
 @pytest.fixture
-def cgroup_name() -> Iterator[str]:
+def cgroup_name() -> str:
     """A unique name for a test's memory cgroup (the cgroup itself is removed by memory_cgroup)."""
     reason = real_kernel_reason()
     if reason:
         pytest.skip(reason)
-    yield f"oomwatch-test-{uuid.uuid4().hex[:8]}"
+    return f"oomwatch-test-{uuid.uuid4().hex[:8]}"

@@ -14,8 +14,16 @@ from oomwatch.model import OomKill
 from tests.conftest import CORPUS
 
 CASES = sorted(p.stem for p in CORPUS.glob("*.log"))
-VICTIM_FIELDS = ("pid", "comm", "uid", "oom_score_adj", "total_vm_kb", "anon_rss_kb",
-                 "file_rss_kb", "shmem_rss_kb")
+VICTIM_FIELDS = (
+    "pid",
+    "comm",
+    "uid",
+    "oom_score_adj",
+    "total_vm_kb",
+    "anon_rss_kb",
+    "file_rss_kb",
+    "shmem_rss_kb",
+)
 
 
 def _parse(path: Path, mode: str) -> list[OomKill]:

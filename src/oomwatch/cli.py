@@ -10,7 +10,7 @@ import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO, TextIO
 
 from oomwatch import __version__
@@ -52,23 +52,39 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"oomwatch {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    parse = sub.add_parser("parse", help="extract OOM kills from saved logs",
-                           description="Extract OOM kills from saved kernel logs (dmesg, "
-                           "kern.log, journalctl, /dev/kmsg dumps, pasted reports; .gz too).")
+    parse = sub.add_parser(
+        "parse",
+        help="extract OOM kills from saved logs",
+        description="Extract OOM kills from saved kernel logs (dmesg, "
+        "kern.log, journalctl, /dev/kmsg dumps, pasted reports; .gz too).",
+    )
     parse.add_argument("files", nargs="*", metavar="FILE", help="log files; - or none for stdin")
-    parse.add_argument("--format", choices=("text", "json"), default="text",
-                       help="text: one line per kill (default); json: JSON Lines, one record "
-                       "per kill")
+    parse.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: one line per kill (default); json: JSON Lines, one record per kill",
+    )
     parse.set_defaults(func=cmd_parse)
 
-    diag = sub.add_parser("diagnose", help="what was OOM-killed on this machine, and why",
-                          description="Read this machine's kernel log and explain every OOM "
-                          "kill in it.")
-    diag.add_argument("--source", choices=("auto", "kmsg", "journald", "file", "dmesg"),
-                      default="auto", help="where to read the kernel log (default: the first "
-                      "that works of kmsg, journald, file, dmesg)")
-    diag.add_argument("--since", metavar="WHEN", help="only kills after WHEN: a duration "
-                      "(30m, 2h, 7d) or a date (2026-11-25 or '2026-11-25 10:00')")
+    diag = sub.add_parser(
+        "diagnose",
+        help="what was OOM-killed on this machine, and why",
+        description="Read this machine's kernel log and explain every OOM kill in it.",
+    )
+    diag.add_argument(
+        "--source",
+        choices=("auto", "kmsg", "journald", "file", "dmesg"),
+        default="auto",
+        help="where to read the kernel log (default: the first "
+        "that works of kmsg, journald, file, dmesg)",
+    )
+    diag.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only kills after WHEN: a duration "
+        "(30m, 2h, 7d) or a date (2026-11-25 or '2026-11-25 10:00')",
+    )
     diag.add_argument("--json", action="store_true", help="JSON Lines instead of the report")
     diag.set_defaults(func=cmd_diagnose)
     return p
@@ -109,7 +125,7 @@ def _open_input(name: str) -> Iterator[tuple[BinaryIO, datetime]]:
         if name == "-":
             yield _maybe_gzip(sys.stdin.buffer, label), datetime.now()
             return
-        with open(name, "rb") as raw:  # noqa: PTH123 - a plain binary stream is what we scan
+        with open(name, "rb") as raw:
             import os
 
             mtime = datetime.fromtimestamp(os.fstat(raw.fileno()).st_mtime)
@@ -130,8 +146,10 @@ def _report_malformed(name: str, stats: ParseStats, err: TextIO) -> None:
     if not stats.malformed:
         return
     label = "standard input" if name == "-" else name
-    err.write(f"oomwatch: {label}: skipped {stats.malformed} malformed line"
-              f"{'s' if stats.malformed != 1 else ''}\n")
+    err.write(
+        f"oomwatch: {label}: skipped {stats.malformed} malformed line"
+        f"{'s' if stats.malformed != 1 else ''}\n"
+    )
     for where, text in stats.malformed_examples:
         err.write(f"  {where}: {terminal(text)}\n")
 
@@ -146,7 +164,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from oomwatch.locallog import read_local_log
     from oomwatch.render.text import print_report
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     since = parse_since(args.since, now) if args.since else None
     log = read_local_log(args.source, since=since)
     if args.json:
@@ -165,14 +183,17 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _nothing_found(source: str, since: datetime | None, first_uptime: float | None,
-                   lines: int) -> str:
+def _nothing_found(
+    source: str, since: datetime | None, first_uptime: float | None, lines: int
+) -> str:
     span = f" since {since.astimezone():%Y-%m-%d %H:%M}" if since else ""
     text = f"No OOM kills found in {source}{span} ({lines} lines read)."
     if first_uptime is not None and first_uptime > 1.0:
-        text += (f" The log only goes back to {first_uptime:.0f} s after boot: the kernel's "
-                 "ring buffer has overwritten older messages, so earlier kills cannot be seen "
-                 "there (a persistent journal or kern.log keeps them).")
+        text += (
+            f" The log only goes back to {first_uptime:.0f} s after boot: the kernel's "
+            "ring buffer has overwritten older messages, so earlier kills cannot be seen "
+            "there (a persistent journal or kern.log keeps them)."
+        )
     elif not since:
         text += " No process has been killed for lack of memory since the log begins."
     return text

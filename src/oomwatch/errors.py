@@ -1,9 +1,9 @@
 """The exceptions oomwatch raises, as a tree.
 
-    OomwatchError               anything oomwatch reports to the user
-    ├── UsageError              the user's mistake (bad flag value, bad config): exit code 2
-    │   └── InputError          an input file cannot be opened or read
-    └── LogUnavailableError     no kernel log could be read on this machine (permissions, absent)
+OomwatchError               anything oomwatch reports to the user
+├── UsageError              the user's mistake (bad flag value, bad config): exit code 2
+│   └── InputError          an input file cannot be opened or read
+└── LogUnavailableError     no kernel log could be read on this machine (permissions, absent)
 """
 
 from __future__ import annotations

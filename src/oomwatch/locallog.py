@@ -13,7 +13,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from oomwatch.errors import LogUnavailableError
@@ -58,7 +58,7 @@ def boot_time(roots: Roots) -> datetime | None:
     try:
         for line in (roots.proc / "stat").read_text().splitlines():
             if line.startswith("btime "):
-                return datetime.fromtimestamp(int(line.split()[1]), tz=timezone.utc)
+                return datetime.fromtimestamp(int(line.split()[1]), tz=UTC)
     except (OSError, ValueError):
         return None
     return None
@@ -78,7 +78,7 @@ def read_local_log(
     for name in order:
         try:
             log = _READERS[name](roots, run, since)
-        except _Unavailable as e:
+        except _UnavailableError as e:
             tried.append(f"{_LABEL[name]}: {e}")
             continue
         log.tried = tried
@@ -90,12 +90,13 @@ def read_local_log(
         return log
     advice = ""
     if any("ermission" in t or "not permitted" in t for t in tried):
-        advice = ("\nRun as root, or with CAP_SYSLOG, or as a member of the adm or "
-                  "systemd-journal group.")
+        advice = (
+            "\nRun as root, or with CAP_SYSLOG, or as a member of the adm or systemd-journal group."
+        )
     raise LogUnavailableError("cannot read the kernel log:\n  " + "\n  ".join(tried) + advice)
 
 
-class _Unavailable(Exception):
+class _UnavailableError(Exception):
     """This source cannot be read here; the message says why."""
 
 
@@ -118,7 +119,7 @@ def _kmsg_records(path: Path) -> Iterator[bytes]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
-        raise _Unavailable(e.strerror or str(e)) from e
+        raise _UnavailableError(e.strerror or str(e)) from e
     try:
         while True:
             try:
@@ -128,7 +129,7 @@ def _kmsg_records(path: Path) -> Iterator[bytes]:
             except OSError as e:
                 if e.errno == errno.EPIPE:  # records overwritten while reading: go on
                     continue
-                raise _Unavailable(e.strerror or str(e)) from e
+                raise _UnavailableError(e.strerror or str(e)) from e
             if not rec:
                 return
             yield from rec.split(b"\n")
@@ -138,9 +139,9 @@ def _kmsg_records(path: Path) -> Iterator[bytes]:
 
 def _read_kmsg(roots: Roots, run: Runner, since: datetime | None) -> LocalLog:
     records = _kmsg_records(roots.kmsg)
-    first = next(records, None)  # opening and the first read raise _Unavailable here
+    first = next(records, None)  # opening and the first read raise _UnavailableError here
     if first is None:
-        raise _Unavailable("empty")
+        raise _UnavailableError("empty")
 
     def chained() -> Iterator[bytes]:
         yield first
@@ -155,11 +156,11 @@ def _read_journald(roots: Roots, run: Runner, since: datetime | None) -> LocalLo
     try:
         done = run(argv)
     except (OSError, subprocess.SubprocessError) as e:
-        raise _Unavailable(str(e)) from e
+        raise _UnavailableError(str(e)) from e
     lines = [ln for ln in done.stdout.split(b"\n") if ln.startswith(b"{")]
     if done.returncode != 0 or not lines:
         why = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise _Unavailable(why[-1] if why else "no kernel messages in the journal")
+        raise _UnavailableError(why[-1] if why else "no kernel messages in the journal")
     return _scan("journald (journalctl -k)", iter(lines), None)
 
 
@@ -175,16 +176,16 @@ def _read_file(roots: Roots, run: Runner, since: datetime | None) -> LocalLog:
             return LocalLog(str(path), kills, scanner.stats, scanner.stats.lines)
         except OSError as e:
             reasons.append(f"{path}: {e.strerror or e}")
-    raise _Unavailable("; ".join(reasons))
+    raise _UnavailableError("; ".join(reasons))
 
 
 def _read_dmesg(roots: Roots, run: Runner, since: datetime | None) -> LocalLog:
     try:
         done = run(["dmesg"])
     except (OSError, subprocess.SubprocessError) as e:
-        raise _Unavailable(str(e)) from e
+        raise _UnavailableError(str(e)) from e
     if done.returncode != 0:
-        raise _Unavailable(done.stderr.decode("utf-8", "replace").strip() or "failed")
+        raise _UnavailableError(done.stderr.decode("utf-8", "replace").strip() or "failed")
     return _scan("dmesg", iter(done.stdout.split(b"\n")), None)
 
 

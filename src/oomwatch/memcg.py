@@ -118,17 +118,25 @@ class Hog:
 
     def go(self) -> None:
         """Start allocating."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"go\n")
-        self.proc.stdin.flush()
+        stdin = self.proc.stdin
+        if stdin is None:
+            raise RuntimeError("the hog was started without a pipe to its stdin")
+        stdin.write(b"go\n")
+        stdin.flush()
 
     def wait(self, timeout_s: float = 60.0) -> int:
         """Wait for the hog to end; its return code (-9 when the OOM killer got it)."""
         return self.proc.wait(timeout_s)
 
 
-def start_hog(cgroup: Path, *, comm: str = "", alloc_mib: int = 256, hold_s: float = 0.0,
-              argv_extra: tuple[str, ...] = ()) -> Hog:
+def start_hog(
+    cgroup: Path,
+    *,
+    comm: str = "",
+    alloc_mib: int = 256,
+    hold_s: float = 0.0,
+    argv_extra: tuple[str, ...] = (),
+) -> Hog:
     """Start a hog that joins `cgroup` and waits for `go()` before it allocates."""
     procs = cgroup / ("cgroup.procs" if (cgroup / "cgroup.procs").exists() else "tasks")
     proc = subprocess.Popen(
@@ -136,8 +144,7 @@ def start_hog(cgroup: Path, *, comm: str = "", alloc_mib: int = 256, hold_s: flo
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    assert proc.stdout is not None
-    if proc.stdout.readline() != b"ready\n":
+    if proc.stdout is None or proc.stdout.readline() != b"ready\n":
         proc.kill()
         proc.wait()
         raise RuntimeError("the memory hog did not start")

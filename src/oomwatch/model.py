@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-LineFormat = Literal[
-    "kmsg", "dmesg", "dmesg-T", "syslog", "journal", "journal-json", "bare"
-]
+LineFormat = Literal["kmsg", "dmesg", "dmesg-T", "syslog", "journal", "journal-json", "bare"]
 Killer = Literal["kernel", "systemd-oomd", "earlyoom"]
 Scope = Literal["memcg", "global", "cpuset", "mempolicy"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,6 +15,7 @@ KILL = "Killed process 1 (x) total-vm:1kB, anon-rss:2kB, file-rss:3kB"
 
 
 def one(raw: str | bytes, decoder: LineDecoder | None = None) -> KernelLine:
+    """The single line a raw line decodes to."""
     lines = (decoder or LineDecoder(reference=REF)).decode(raw, 7)
     assert len(lines) == 1
     return lines[0]
@@ -28,11 +29,21 @@ def one(raw: str | bytes, decoder: LineDecoder | None = None) -> KernelLine:
         (f"[  123.456789] {KILL}", "dmesg", 123.456789, None, "kernel"),
         (f"[  123.456789][ T1234] {KILL}", "dmesg", 123.456789, None, "kernel"),
         (f"[Fri Jan 15 08:35:34 2021] {KILL}", "dmesg-T", None, None, "kernel"),
-        (f"Sep 13 08:46:02 railers kernel: [1174606.629606] {KILL}", "syslog", 1174606.629606,
-         "railers", "kernel"),
+        (
+            f"Sep 13 08:46:02 railers kernel: [1174606.629606] {KILL}",
+            "syslog",
+            1174606.629606,
+            "railers",
+            "kernel",
+        ),
         (f"Sep 13 08:46:02 railers kernel: {KILL}", "syslog", None, "railers", "kernel"),
-        (f"2023-10-12T19:00:20.123456+00:00 node1 kernel: [ 8523.347333] {KILL}", "syslog",
-         8523.347333, "node1", "kernel"),
+        (
+            f"2023-10-12T19:00:20.123456+00:00 node1 kernel: [ 8523.347333] {KILL}",
+            "syslog",
+            8523.347333,
+            "node1",
+            "kernel",
+        ),
         (f"2023-10-12T19:00:20+0000 node1 kernel: {KILL}", "syslog", None, "node1", "kernel"),
         (f"Oct 12 19:00:20.884452 node1 kernel: {KILL}", "syslog", None, "node1", "kernel"),
         (f"[   77.740597] node1 kernel: {KILL}", "journal", 77.740597, "node1", "kernel"),
@@ -83,7 +94,7 @@ def test_syslog_without_reference_has_no_invented_year() -> None:
 
 
 def test_kmsg_escapes_and_embedded_newlines() -> None:
-    """kmsg `\\xNN` escapes are decoded; an escaped newline splits the record into lines."""
+    r"""Kmsg `\\xNN` escapes are decoded; an escaped newline splits the record into lines."""
     d = LineDecoder()
     lines = d.decode(r"6,5,1000000,-;Memory cgroup stats for /a:\x0aanon 4096\x0afile 0", 1)
     assert [ln.text for ln in lines] == ["Memory cgroup stats for /a:", "anon 4096", "file 0"]
@@ -128,7 +139,7 @@ def test_bare_lines_inherit_the_previous_stamp() -> None:
 
 
 def test_journal_json() -> None:
-    """journalctl -o json: message, monotonic and realtime stamps, host, cursor, origin."""
+    """Journalctl -o json: message, monotonic and realtime stamps, host, cursor, origin."""
     rec = {
         "__CURSOR": "s=abc;i=1",
         "__REALTIME_TIMESTAMP": "1700000000000000",
@@ -142,7 +153,7 @@ def test_journal_json() -> None:
     assert line.text == KILL
     assert line.fmt == "journal-json"
     assert line.uptime_s == pytest.approx(8523.347333)
-    assert line.wall == datetime.fromtimestamp(1700000000, tz=timezone.utc)
+    assert line.wall == datetime.fromtimestamp(1700000000, tz=UTC)
     assert line.cursor == "s=abc;i=1"
     assert line.host == "node1"
     assert line.from_kernel
@@ -165,7 +176,7 @@ def test_non_kernel_syslog_lines_keep_their_tag() -> None:
 
 
 def test_invalid_utf8_is_kept_visible() -> None:
-    """Invalid bytes become `\\xNN` text instead of an exception or silent loss."""
+    r"""Invalid bytes become `\\xNN` text instead of an exception or silent loss."""
     assert one(b"[  1.000000] Killed process 1 (\xff\xfe) total-vm:1kB").text == (
         "Killed process 1 (\\xff\\xfe) total-vm:1kB"
     )

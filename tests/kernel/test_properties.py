@@ -13,9 +13,7 @@ from oomwatch.model import OomKill
 from tests.conftest import CORPUS
 
 CORPUS_LINES = [
-    line
-    for path in sorted(CORPUS.glob("*.log"))
-    for line in path.read_bytes().splitlines()
+    line for path in sorted(CORPUS.glob("*.log")) for line in path.read_bytes().splitlines()
 ]
 
 
@@ -44,8 +42,10 @@ def test_arbitrary_bytes(data: bytes) -> None:
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(CORPUS_LINES), max_size=200),
-       st.lists(st.text(max_size=80), max_size=20))
+@given(
+    st.lists(st.sampled_from(CORPUS_LINES), max_size=200),
+    st.lists(st.text(max_size=80), max_size=20),
+)
 def test_shuffled_and_interleaved_reports(lines: list[bytes], noise: list[str]) -> None:
     """Real report lines in any order, mixed with random text, never raise or lose the pid."""
     mixed = list(lines) + [n.encode("utf-8", "surrogatepass") for n in noise]
@@ -58,7 +58,7 @@ def test_shuffled_and_interleaved_reports(lines: list[bytes], noise: list[str]) 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(sorted(CORPUS.glob("*.log"))), st.data())
 def test_truncated_reports(path: object, data: st.DataObject) -> None:
-    """A report cut at any byte yields no invented kill and the fast path agrees with line by line."""
+    """A report cut anywhere invents no kill, and the fast path agrees with line by line."""
     raw = path.read_bytes()  # type: ignore[attr-defined]
     start = data.draw(st.integers(0, len(raw)))
     end = data.draw(st.integers(start, len(raw)))
@@ -67,8 +67,10 @@ def test_truncated_reports(path: object, data: st.DataObject) -> None:
     assert [k.to_dict() for k in fast] == [k.to_dict() for k in by_line]
     whole = {k.victim.pid for k in LogScanner().scan_lines(raw.split(b"\n"))}
     # a piece of a log can only hold kills the whole log holds, save a pid cut in half
-    assert all(k.victim.pid in whole or str(k.victim.pid) in raw[start:end].decode(
-        "utf-8", "replace") for k in by_line)
+    assert all(
+        k.victim.pid in whole or str(k.victim.pid) in raw[start:end].decode("utf-8", "replace")
+        for k in by_line
+    )
 
 
 def test_fast_path_matches_line_by_line_on_the_whole_corpus() -> None:

@@ -32,7 +32,9 @@ _TRIPLE_RE = re.compile(
     rf"^(?P<slice>[^:/]*\.slice):(?P<prefix>cri-containerd|crio|docker):(?P<id>{_HEX64})$"
 )
 _TRIPLE_TAIL_RE = re.compile(rf"^(?P<prefix>cri-containerd|crio|docker):(?P<id>{_HEX64})$")
-_POD_RE = re.compile(rf"^(?:kubepods(?:-(?:besteffort|burstable))?-)?pod(?P<uid>{_UUID})(?:\.slice)?$")
+_POD_RE = re.compile(
+    rf"^(?:kubepods(?:-(?:besteffort|burstable))?-)?pod(?P<uid>{_UUID})(?:\.slice)?$"
+)
 _HEX64_RE = re.compile(rf"^{_HEX64}$")
 _LXC_RE = re.compile(r"^lxc(?:\.payload)?[./](?P<name>.+)$")
 

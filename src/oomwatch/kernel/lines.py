@@ -35,8 +35,16 @@ _DMESG_X = re.compile(
     r"(kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7])\s*:"
     r"\s*(emerg|alert|crit|err|warn|notice|info|debug)\s*:\s?"
 )
-_LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warn": 4, "notice": 5, "info": 6,
-           "debug": 7}
+_LEVELS = {
+    "emerg": 0,
+    "alert": 1,
+    "crit": 2,
+    "err": 3,
+    "warn": 4,
+    "notice": 5,
+    "info": 6,
+    "debug": 7,
+}
 _SYSLOG = re.compile(
     r"(?P<mon>[^\W\d_]{2,12}\.?|\d{1,2}(?:月|월))\s+(?P<day>\d{1,2})\s+"
     r"(?P<hms>\d{1,2}:\d{2}:\d{2}(?:\.\d{1,9})?)\s+(?:(?P<year>\d{4})\s+)?"
@@ -177,8 +185,13 @@ class LineDecoder:
             ht = _HOST_TAG.match(rest)
             if ht:  # journalctl -o short-monotonic
                 origin = "kernel" if ht.group("kernel") else ht.group("tag")
-                meta = _Meta("journal", uptime if origin == "kernel" else None,
-                             None, ht.group("host"), origin)
+                meta = _Meta(
+                    "journal",
+                    uptime if origin == "kernel" else None,
+                    None,
+                    ht.group("host"),
+                    origin,
+                )
                 self._last = meta
                 return [self._emit(ht.group("msg").strip(), lineno, meta)]
             meta = _Meta("dmesg", uptime)
@@ -328,7 +341,15 @@ def _int(v: object) -> int | None:
 def _replace_prio(line: KernelLine, prio: int) -> KernelLine:
     origin = line.origin if prio < 8 else "user"
     return KernelLine(
-        text=line.text, fmt=line.fmt, lineno=line.lineno, uptime_s=line.uptime_s,
-        wall=line.wall, host=line.host, origin=origin, prio=prio & 7, seq=line.seq,
-        cursor=line.cursor, offset=line.offset,
+        text=line.text,
+        fmt=line.fmt,
+        lineno=line.lineno,
+        uptime_s=line.uptime_s,
+        wall=line.wall,
+        host=line.host,
+        origin=origin,
+        prio=prio & 7,
+        seq=line.seq,
+        cursor=line.cursor,
+        offset=line.offset,
     )

@@ -138,8 +138,18 @@ _HEADERLESS_LAYOUTS: dict[int, tuple[str | None, ...]] = {
     6: ("uid", "tgid", "total_vm", "rss", None, None),
     7: ("uid", "tgid", "total_vm", "rss", None, None, "oom_score_adj"),
     8: ("uid", "tgid", "total_vm", "rss", "nr_ptes", None, "swapents", "oom_score_adj"),
-    10: ("uid", "tgid", "total_vm", "rss", "rss_anon", "rss_file", "rss_shmem",
-         "pgtables_bytes", "swapents", "oom_score_adj"),
+    10: (
+        "uid",
+        "tgid",
+        "total_vm",
+        "rss",
+        "rss_anon",
+        "rss_file",
+        "rss_shmem",
+        "pgtables_bytes",
+        "swapents",
+        "oom_score_adj",
+    ),
 }
 
 
@@ -367,9 +377,7 @@ def parse_killed(text: str) -> KilledLine | None:
         elif fm.group("adj") is not None:
             adj = int(fm.group("adj"))
     stripped = tail.rstrip()
-    complete = not stripped.endswith(",") and (
-        "total-vm" not in sizes or "file-rss" in sizes
-    )
+    complete = not stripped.endswith(",") and ("total-vm" not in sizes or "file-rss" in sizes)
     return KilledLine(
         pid=pid,
         comm=comm,

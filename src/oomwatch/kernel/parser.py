@@ -367,8 +367,7 @@ class OomParser:
             r.summary = msg.parse_summary(r.pending_summary)
         s = r.summary
         if s is not None and s.pid is not None:
-            line = r.summary_line
-            assert line is not None
+            line = r.summary_line or KernelLine(text="", fmt="bare")
             r.kills = 1
             out.append(self._build(line, msg.KilledLine(pid=s.pid, comm=s.task, message=None), r))
             self.stats.kills += 1
@@ -420,9 +419,15 @@ class OomParser:
         uid = k.uid
         if uid is None and row is not None:
             uid = row.uid
-        if uid is None and s is not None and (s.pid == k.pid or (s.task == k.comm and r and r.kills == 1)):
+        if (
+            uid is None
+            and s is not None
+            and (s.pid == k.pid or (s.task == k.comm and r and r.kills == 1))
+        ):
             uid = s.uid
-        adj = k.oom_score_adj if k.oom_score_adj is not None else (row.oom_score_adj if row else None)
+        adj = (
+            k.oom_score_adj if k.oom_score_adj is not None else (row.oom_score_adj if row else None)
+        )
         page_kb = _page_kb(row, k)
         rss_parts = (k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb)
         rss_kb = None if k.anon_rss_kb is None else sum(p or 0 for p in rss_parts)
@@ -448,8 +453,15 @@ class OomParser:
         trigger = None
         if r is not None and r.header is not None:
             h = r.header
-            trigger = Trigger(h.comm, r.trigger_pid, h.gfp_mask, h.gfp_flags, h.order,
-                              h.oom_score_adj, h.nodemask or (s.nodemask if s else None))
+            trigger = Trigger(
+                h.comm,
+                r.trigger_pid,
+                h.gfp_mask,
+                h.gfp_flags,
+                h.order,
+                h.oom_score_adj,
+                h.nodemask or (s.nodemask if s else None),
+            )
         message = k.message or (r.selection.message if r and r.selection else None)
         return OomKill(
             killer="kernel",
@@ -586,8 +598,19 @@ def _from_cpuset(cpuset: str | None) -> Container | None:
 
 _USERSPACE_STARTS = ("sending SIG", "killing process", "low memory!", "Killed /")
 _MESSAGE_STARTS = (
-    "oom-kill:", "Killed process", "Memory cgroup", "Out of memory", "oom_reaper:", "[",
-    "CPU:", "Call Trace", "Tasks state", "memory:", "swap:", "kmem:", "Task in",
+    "oom-kill:",
+    "Killed process",
+    "Memory cgroup",
+    "Out of memory",
+    "oom_reaper:",
+    "[",
+    "CPU:",
+    "Call Trace",
+    "Tasks state",
+    "memory:",
+    "swap:",
+    "kmem:",
+    "Task in",
 )
 
 
@@ -604,8 +627,19 @@ def _join_wrapped(left: str, right: str) -> str:
 
 
 def _with_text(line: KernelLine, text: str) -> KernelLine:
-    return KernelLine(text, line.fmt, line.lineno, line.uptime_s, line.wall, line.host,
-                      line.origin, line.prio, line.seq, line.cursor, line.offset)
+    return KernelLine(
+        text,
+        line.fmt,
+        line.lineno,
+        line.uptime_s,
+        line.wall,
+        line.host,
+        line.origin,
+        line.prio,
+        line.seq,
+        line.cursor,
+        line.offset,
+    )
 
 
 def _wall_s(wall: datetime) -> float:

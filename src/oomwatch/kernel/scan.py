@@ -25,12 +25,20 @@ from oomwatch.model import OomKill
 # prefix searches faster here than bytes.find with a short needle.
 NEEDLES = (re.compile(rb"oom"), re.compile(rb"process \d"))
 # Of the lines with a keyword, those that can matter while no report is open ...
-RELEVANT = (b"invoked oom-killer", b"oom-kill:", b"Killed process", b"ill process ",
-            b"oom_reaper", b"memory.oom.group", b"systemd-oomd", b"sending SIG",
-            b"killing process", b"Killed /")
+RELEVANT = (
+    b"invoked oom-killer",
+    b"oom-kill:",
+    b"Killed process",
+    b"ill process ",
+    b"oom_reaper",
+    b"memory.oom.group",
+    b"systemd-oomd",
+    b"sending SIG",
+    b"killing process",
+    b"Killed /",
+)
 # ... and those that prove a kill, whose report may have begun before them.
-PROVES_KILL = (b"Killed process", b"ill process ", b"oom-kill:", b"sending SIG",
-               b"killing process")
+PROVES_KILL = (b"Killed process", b"ill process ", b"oom-kill:", b"sending SIG", b"killing process")
 BLOCK = 8 << 20
 MAX_LINE = 16 << 20
 
@@ -116,9 +124,7 @@ class LogScanner:
             offset += len(raw) + 1
         yield from self.close()
 
-    def _scan_block(
-        self, buf: bytearray, end: int, base: int
-    ) -> Generator[OomKill, None, int]:
+    def _scan_block(self, buf: bytearray, end: int, base: int) -> Generator[OomKill, None, int]:
         """Scan `buf[:end]` (whole lines), feeding lines near keywords and inside open reports.
 
         Returns (as the generator's value) the offset after the last line fed.
@@ -137,20 +143,23 @@ class LogScanner:
                 if not any(m in line for m in RELEVANT):
                     # "zoom", "process 42 started": a keyword, but no OOM line
                     pos = line_end + 1
-                    finds = [_find(n, buf, pos, end) if 0 <= f < pos else f
-                             for n, f in zip(NEEDLES, finds, strict=True)]
+                    finds = [
+                        _find(n, buf, pos, end) if 0 <= f < pos else f
+                        for n, f in zip(NEEDLES, finds, strict=True)
+                    ]
                     continue
                 if any(m in line for m in PROVES_KILL):
                     # look back for a fragment's earlier lines, never before what was fed
-                    line_start = _start_of_last_lines(buf, fed_end, line_start,
-                                                      FRAGMENT_GAP_LINES)
+                    line_start = _start_of_last_lines(buf, fed_end, line_start, FRAGMENT_GAP_LINES)
                 pos = line_start
             nl = buf.find(b"\n", pos, end)
             nl = end - 1 if nl < 0 else nl
             yield from self.feed(bytes(buf[pos:nl]), offset=base + pos)
             pos = fed_end = nl + 1
-            finds = [_find(n, buf, pos, end) if 0 <= f < pos else f
-                     for n, f in zip(NEEDLES, finds, strict=True)]
+            finds = [
+                _find(n, buf, pos, end) if 0 <= f < pos else f
+                for n, f in zip(NEEDLES, finds, strict=True)
+            ]
         return fed_end
 
 
@@ -160,7 +169,7 @@ def _find(pattern: re.Pattern[bytes], buf: bytearray, pos: int, end: int) -> int
 
 
 def _start_of_last_lines(buf: bytearray, lo: int, hi: int, n: int) -> int:
-    """Find the offset where the last `n` whole lines of `buf[lo:hi]` begin (`hi` is a line start)."""
+    """Find where the last `n` whole lines of `buf[lo:hi]` begin (`hi` starts a line)."""
     start = hi
     for _ in range(n):
         if start <= lo:

@@ -39,7 +39,7 @@ class OomdKill:
 
 
 def parse_earlyoom(text: str) -> EarlyoomKill | None:
-    """earlyoom's `sending SIGTERM to process N uid U "comm": badness B, VmRSS R MiB`, any version."""
+    """Earlyoom's `sending SIGTERM to process N uid U "comm": badness B, VmRSS R MiB`."""
     m = _EARLYOOM.match(text)
     if m is None:
         return None
@@ -70,6 +70,6 @@ def parse_oomd(text: str) -> OomdKill | None:
 
 
 def parse_oomd_count(text: str) -> tuple[str, int] | None:
-    """(unit, processes) from systemd's `<unit>: systemd-oomd killed N process(es) in this unit.`."""
+    """(unit, count) from systemd's `<unit>: systemd-oomd killed N process(es) in this unit.`."""
     m = _OOMD_COUNT.fullmatch(text)
     return (m.group("unit"), int(m.group("n"))) if m else None

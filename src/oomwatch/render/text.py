@@ -42,7 +42,9 @@ def one_line(k: OomKill) -> str:
         parts.append(f"rss {fmt_kb(v.rss_kb)}")
     if k.scope == "memcg":
         limit = f" limit {fmt_kb(k.memcg.limit_kb)}" if k.memcg and not k.memcg.unlimited else ""
-        parts.append(f"memcg {k.oom_memcg}{limit}" if k.oom_memcg else "memcg limit (cgroup not in log)")
+        parts.append(
+            f"memcg {k.oom_memcg}{limit}" if k.oom_memcg else "memcg limit (cgroup not in log)"
+        )
     elif k.scope:
         parts.append(f"{k.scope} OOM")
     if k.container is not None:
@@ -81,8 +83,11 @@ def _kill_section(k: OomKill, i: int, n: int, *, local: bool, now: datetime | No
     v = k.victim
     e = explain(k)
     head = Text(f"[{i}/{n}] ", style="bold red")
-    stamp = k.time.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if (
-        local and k.time is not None and k.time.tzinfo is not None) else when(k)
+    stamp = (
+        k.time.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        if (local and k.time is not None and k.time.tzinfo is not None)
+        else when(k)
+    )
     head.append(terminal(stamp), style="bold")
     if now is not None and k.time is not None and k.time.tzinfo is not None:
         head.append(f"  ({_ago(now - k.time)} ago)", style="dim")
