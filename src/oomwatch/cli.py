@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
 import sys
 import zlib
@@ -126,8 +127,6 @@ def _open_input(name: str) -> Iterator[tuple[BinaryIO, datetime]]:
             yield _maybe_gzip(sys.stdin.buffer, label), datetime.now()
             return
         with open(name, "rb") as raw:
-            import os
-
             mtime = datetime.fromtimestamp(os.fstat(raw.fileno()).st_mtime)
             yield _maybe_gzip(raw, label), mtime
     except (OSError, EOFError, zlib.error) as e:
@@ -161,12 +160,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     """`oomwatch diagnose`: read this machine's kernel log and explain every kill."""
     from rich.console import Console
 
-    from oomwatch.locallog import read_local_log
+    from oomwatch.locallog import Roots, read_local_log
     from oomwatch.render.text import print_report
 
     now = datetime.now(UTC)
     since = parse_since(args.since, now) if args.since else None
-    log = read_local_log(args.source, since=since)
+    log = read_local_log(args.source, since=since, roots=Roots.from_env(os.environ))
     if args.json:
         for kill in log.kills:
             sys.stdout.write(json.dumps(kill.to_dict(), ensure_ascii=False) + "\n")

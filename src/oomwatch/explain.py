@@ -77,8 +77,8 @@ def explain(k: OomKill) -> Explanation:
             if m.usage_kb > limit_kb:
                 details.append(
                     f"Usage was {fmt_kb(m.usage_kb)}, {fmt_kb(m.usage_kb - limit_kb)} above the "
-                    "limit: the limit was lowered below what the group already used "
-                    "(a write to memory.max or memory.limit_in_bytes)."
+                    "limit, which happens when the limit is lowered below what the group "
+                    "already uses (a write to memory.max or memory.limit_in_bytes)."
                 )
                 advice.append(
                     "Raise the limit back above the group's usage, or shrink the "
@@ -108,6 +108,11 @@ def explain(k: OomKill) -> Explanation:
             details.append("There is no swap, so nothing could be paged out.")
         elif k.swap_total_kb is not None and k.swap_free_kb is not None:
             details.append(f"Swap: {fmt_kb(k.swap_free_kb)} free of {fmt_kb(k.swap_total_kb)}.")
+            if k.swap_free_kb >= k.swap_total_kb:
+                details.append(
+                    "Swap was unused: the memory needed could not be swapped "
+                    "(kernel memory), or swapping is held back (vm.swappiness=0)."
+                )
         advice.append(
             "Find what grew: compare the top consumers with their usual size; add "
             "memory or swap, or put limits on the largest services so that one of "

@@ -11,7 +11,7 @@ import dataclasses
 import errno
 import os
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +51,16 @@ class Roots:
     kmsg: Path = Path("/dev/kmsg")
     proc: Path = Path("/proc")
     log_dir: Path = Path("/var/log")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Roots:
+        """Roots from OOMWATCH_KMSG_PATH, OOMWATCH_PROC_ROOT and OOMWATCH_LOG_DIR (host mounts)."""
+        d = cls()
+        return cls(
+            kmsg=Path(environ.get("OOMWATCH_KMSG_PATH") or d.kmsg),
+            proc=Path(environ.get("OOMWATCH_PROC_ROOT") or d.proc),
+            log_dir=Path(environ.get("OOMWATCH_LOG_DIR") or d.log_dir),
+        )
 
 
 def boot_time(roots: Roots) -> datetime | None:

@@ -126,7 +126,25 @@ class Hog:
 
     def wait(self, timeout_s: float = 60.0) -> int:
         """Wait for the hog to end; its return code (-9 when the OOM killer got it)."""
-        return self.proc.wait(timeout_s)
+        try:
+            return self.proc.wait(timeout_s)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End the hog if it still runs (by its own pid) and close its pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    def __enter__(self) -> Hog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def start_hog(

@@ -167,7 +167,7 @@ class LineDecoder:
             body = prev.text + body
         elif self._pending_cont is not None:
             out.extend(self.flush())
-        lines = [self._emit(part.strip(), lineno, meta) for part in body.split("\n")]
+        lines = [self._emit(part.strip(), lineno, meta) for part in split_record(body)]
         lines = [line for line in lines if line.text]
         if "c" in flags and lines:
             self._pending_cont = lines.pop()
@@ -277,7 +277,7 @@ class LineDecoder:
             cursor=rec.get("__CURSOR") if isinstance(rec.get("__CURSOR"), str) else None,
         )
         self._last = meta
-        parts = [p.strip() for p in msg.split("\n")]
+        parts = [p.strip() for p in split_record(msg)]
         return [self._emit(p, lineno, meta) for p in parts if p]
 
     # -- helpers -----------------------------------------------------------------
@@ -307,6 +307,22 @@ class LineDecoder:
             return None  # syslog prints no year; without a reference none is invented
         month = month_number(month_token) or 1
         return ref.year - 1 if month > ref.month else ref.year
+
+
+# Messages printed by one printk without a newline in their format: a newline in
+# them came from a process name or cgroup path and must not split the line.
+_SINGLE_LINE = re.compile(
+    r"(?:.{0,64}invoked oom-killer:|oom-kill:|[^:]{0,80}: Killed process |Killed process "
+    r"|[^:]{0,80}: [Kk]ill process |oom_reaper: |Task in |CPU: |\[\s*\d+\] )",
+    re.S,
+)
+
+
+def split_record(text: str) -> list[str]:
+    """The lines of one log record: multi-line dumps split, single-line OOM messages kept whole."""
+    if "\n" not in text or _SINGLE_LINE.match(text):
+        return [text]
+    return text.split("\n")
 
 
 def _strip_uptime(msg: str) -> tuple[str, float | None]:

@@ -45,7 +45,8 @@ def parse_header(text: str) -> Trigger | None:
 
 _CPU = re.compile(
     r"(?:CPU: \d+ (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: |Pid: (?P<oldpid>\d+), comm: )"
-    r"(?P<comm>.*?) (?:Not tainted|Tainted: [A-Z ]*?)\s*(?P<release>\d+\.\d+[\w.+~-]*)?"
+    r"(?P<comm>.*?) (?:Not tainted|Tainted: [A-Z ]*?)\s*(?P<release>\d+\.\d+[\w.+~-]*)?",
+    re.S,
 )
 
 
@@ -69,7 +70,7 @@ def parse_cpu(text: str) -> CpuLine | None:
 
 # --- "<comm> cpuset=<name> mems_allowed=<nodes>" (before 5.0) ----------------------
 
-_CPUSET = re.compile(r"(?P<comm>.*?) cpuset=(?P<cpuset>.*?) mems_allowed=(?P<mems>\S*)")
+_CPUSET = re.compile(r"(?P<comm>.*?) cpuset=(?P<cpuset>.*?) mems_allowed=(?P<mems>\S*)", re.S)
 
 
 def parse_cpuset(text: str) -> str | None:
@@ -80,7 +81,7 @@ def parse_cpuset(text: str) -> str | None:
 
 # --- "Task in X killed as a result of limit of Y" (2.6.29 - 4.19) ---------------------
 
-_TASK_IN = re.compile(r"Task in (?P<task>.+?) killed as a result of limit of (?P<oom>.+)")
+_TASK_IN = re.compile(r"Task in (?P<task>.+?) killed as a result of limit of (?P<oom>.+)", re.S)
 
 
 def parse_task_in(text: str) -> tuple[str, str] | None:
@@ -208,7 +209,7 @@ def parse_row(text: str, columns: tuple[str, ...] | None) -> TaskRow | None:
 
 # --- "oom-kill:constraint=...,task_memcg=...,task=...,pid=...,uid=..." (5.0+) ---------
 
-_SUMMARY_TAIL = re.compile(r",task=(?P<task>.*),pid=(?P<pid>\d+),uid=(?P<uid>\d+)\s*")
+_SUMMARY_TAIL = re.compile(r",task=(?P<task>.*),pid=(?P<pid>\d+),uid=(?P<uid>\d+)\s*$", re.S)
 _SUMMARY_KEYS = re.compile(
     r"(?:^|,)(?=(?:constraint|nodemask|cpuset|mems_allowed|oom_memcg|task_memcg)=|global_oom(?:,|$))"
 )
@@ -273,7 +274,8 @@ def parse_summary(text: str) -> Summary | None:
 
 _SELECT = re.compile(
     r"(?:(?P<msg>[^:]{1,80}): )?[Kk]ill process (?P<pid>\d+) \((?P<comm>.*)\) "
-    r"score (?P<score>-?\d+) or (?:sacrifice child|a child)"
+    r"score (?P<score>-?\d+) or (?:sacrifice child|a child)",
+    re.S,
 )
 
 

@@ -208,6 +208,7 @@ class OomParser:
                 self._take_summary(r, text, line)
             else:
                 r.pending_summary = text
+                r.summary_line = line
             return
         if "ill process " in text and " score " in text:
             sel = msg.parse_selection(text)
@@ -318,10 +319,11 @@ class OomParser:
     def _take_summary(self, r: _Report, text: str, line: KernelLine) -> None:
         summary = msg.parse_summary(text)
         if summary is None or summary.pid is None:
-            self.stats.note_malformed(line)
+            self.stats.note_malformed(r.summary_line or line)
+            r.summary_line = None
             return
         r.summary = summary
-        r.summary_line = line
+        r.summary_line = r.summary_line or line
         if r.table_state == "open":
             r.table_state = "closed"
         self._touch(r, line)
@@ -363,8 +365,9 @@ class OomParser:
         r, self._report = self._report, None
         if r is None or r.kills:
             return
-        if r.pending_summary is not None and r.summary_line is None:
-            r.summary = msg.parse_summary(r.pending_summary)
+        if r.pending_summary is not None:
+            self._take_summary(r, r.pending_summary, r.summary_line or KernelLine("", "bare"))
+            r.pending_summary = None
         s = r.summary
         if s is not None and s.pid is not None:
             line = r.summary_line or KernelLine(text="", fmt="bare")

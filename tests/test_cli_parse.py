@@ -1,0 +1,192 @@
+"""`oomwatch parse`: files, stdin, gzip, JSON Lines and text, and bad input handled plainly."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oomwatch.cli import main
+from tests.conftest import CORPUS
+
+CASE = CORPUS / "013-aks-ubuntu2204-cgv2-containerd-syslog.log"
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the CLI in-process; exit code, stdout, stderr."""
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """--format json prints one JSON object per kill with the documented names."""
+    code, out, err = run(["parse", "--format", "json", str(CASE)], capsys)
+    assert code == 0
+    assert err == ""
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 1
+    r = records[0]
+    for name in (
+        "kind",
+        "killer",
+        "host",
+        "time",
+        "uptime_s",
+        "constraint",
+        "oom_memcg",
+        "task_memcg",
+        "container",
+        "victim",
+        "trigger",
+        "memcg",
+        "tasks",
+        "top_consumers",
+    ):
+        assert name in r
+    assert r["kind"] == "oom_kill"
+    assert r["host"] == "aks-nodepool1-24207654-vmss000001"
+    assert r["time"].endswith("10-12T19:00:20")
+    assert r["uptime_s"] == pytest.approx(8523.347333)
+    assert r["container"] == {
+        "runtime": "containerd",
+        "id": "25a38b5b8d556d7983d975577f5ac75ebbcfb4b269e6deaa0a0440c1ffc969ca",
+        "pod_uid": "5931aa75-4603-4e65-b552-7c71cf55cfb5",
+        "qos_class": "burstable",
+        "systemd_unit": "cri-containerd-25a38b5b8d556d7983d975577f5ac75ebbcfb4b269e6deaa0a0440c1"
+        "ffc969ca.scope",
+    }
+    assert set(r["tasks"][0]) == {
+        "pid",
+        "uid",
+        "tgid",
+        "total_vm_pages",
+        "rss_pages",
+        "rss_anon_pages",
+        "rss_file_pages",
+        "rss_shmem_pages",
+        "pgtables_bytes",
+        "nr_ptes",
+        "swapents",
+        "oom_score_adj",
+        "name",
+    }
+    assert r["top_consumers"][0]["rss_kb"] == 23376 * 4
+
+
+def test_unknown_is_null_not_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    """What the log does not print is null: never 0 and never an empty string."""
+    code, out, _ = run(
+        ["parse", "--format", "json", str(CORPUS / "016-sapcc-kmsg-summary-only.log")], capsys
+    )
+    assert code == 0
+    r = json.loads(out.splitlines()[0])
+    assert r["trigger"] is None
+    assert r["memcg"] is None
+    assert r["victim"]["total_vm_kb"] is None
+    assert r["victim"]["oom_score_adj"] is None
+    assert r["host"] is None
+    assert r["time"] is None
+
+
+def test_text_lines_for_every_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """The default text format prints one readable line per kill, across several files."""
+    files = [str(CORPUS / "004-gentoo48-docker-two-kills.log"), str(CASE)]
+    code, out, _ = run(["parse", *files], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 3
+    assert "gunpowder-memho (pid 1381, uid 0)" in lines[0]
+    assert "memcg /docker/2e088fe" in lines[0]
+    assert "containerd container 25a38b5b8d55 of pod 5931aa75" in lines[2]
+
+
+def test_gzip_and_stdin(tmp_path: Path) -> None:
+    """A .gz file and standard input (`-` or nothing) parse like the plain file."""
+    gz = tmp_path / "kern.log.gz"
+    gz.write_bytes(gzip.compress(CASE.read_bytes()))
+    cmd = [sys.executable, "-m", "oomwatch", "parse", "--format", "json"]
+    by_file = subprocess.run([*cmd, str(gz)], capture_output=True, check=True)
+    by_stdin = subprocess.run(cmd, input=CASE.read_bytes(), capture_output=True, check=True)
+    by_dash = subprocess.run([*cmd, "-"], input=gz.read_bytes(), capture_output=True, check=True)
+    pids = [json.loads(o.stdout)["victim"]["pid"] for o in (by_file, by_stdin, by_dash)]
+    assert pids == [183960, 183960, 183960]
+
+
+def test_unreadable_files_exit_2_and_name_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing file, a directory and a corrupt .gz each give one clear line and exit 2."""
+    bad_gz = tmp_path / "broken.gz"
+    bad_gz.write_bytes(b"\x1f\x8b\x08\x00garbage-not-deflate")
+    code, out, err = run(
+        ["parse", str(tmp_path / "missing.log"), str(tmp_path), str(bad_gz), str(CASE)], capsys
+    )
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert (
+        lines[0] == f"oomwatch: cannot read {tmp_path / 'missing.log'}: No such file or directory"
+    )
+    assert lines[1] == f"oomwatch: cannot read {tmp_path}: Is a directory"
+    assert lines[2].startswith(f"oomwatch: cannot read {bad_gz}: ")
+    assert "Traceback" not in err
+    assert "stress-ng-vm" in out  # the good file is still parsed
+
+
+def test_binary_garbage_gives_no_records(tmp_path: Path) -> None:
+    """Random bytes give no record, no traceback and exit 0."""
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 4000 + b"\x00" * 100000)
+    done = subprocess.run(
+        [sys.executable, "-m", "oomwatch", "parse", "--format", "json", str(junk)],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert done.stdout == b""
+    assert b"Traceback" not in done.stderr
+
+
+def test_malformed_lines_are_reported_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unreadable OOM lines are counted on stderr with where they are; the kill still comes out."""
+    log = tmp_path / "kern.log"
+    log.write_text(
+        "[ 1.0] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),task=x,pid=oops\n"
+        "[ 1.1] Memory cgroup out of memory: Killed process 42 (x) total-vm:1kB, anon-rss:1kB, "
+        "file-rss:1kB, shmem-rss:0kB\n"
+    )
+    code, out, err = run(["parse", str(log)], capsys)
+    assert code == 0
+    assert "x (pid 42)" in out
+    assert f"oomwatch: {log}: skipped 1 malformed line\n" in err
+    assert "byte 0: oom-kill:constraint=CONSTRAINT_MEMCG" in err
+
+
+def test_terminal_escapes_in_names_are_neutralised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A process name with an escape sequence or newline cannot drive the terminal."""
+    log = tmp_path / "kmsg.txt"
+    log.write_text(
+        "3,1,5000000,-;Out of memory: Killed process 7 (\\x1b[2Jevil\\x0aname) "
+        "total-vm:1kB, anon-rss:1kB, file-rss:1kB, shmem-rss:0kB\n"
+    )
+    code, out, _ = run(["parse", str(log)], capsys)
+    assert code == 0
+    assert "\x1b" not in out
+    assert "\\x1b[2Jevil\\x0aname (pid 7)" in out
+    assert out.count("\n") == 1
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong flag value is a usage error: exit 2, no traceback."""
+    with pytest.raises(SystemExit) as e:
+        main(["parse", "--format", "xml"])
+    assert e.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
