@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,51 @@ def cgroup_name() -> str:
     if reason:
         pytest.skip(reason)
     return f"oomwatch-test-{uuid.uuid4().hex[:8]}"
+
+
+JOURNALD = Path("/lib/systemd/systemd-journald")
+
+
+@pytest.fixture(scope="session")
+def journald() -> Iterator[None]:
+    """A real systemd-journald (it reads /dev/kmsg itself), started here when none runs.
+
+    This machine has no systemd as PID 1, so the tests start the daemon themselves
+    and end it (by its own pid) afterwards.
+    """
+    import shutil
+    import subprocess
+    import time
+
+    if os.geteuid() != 0 or not JOURNALD.exists() or shutil.which("journalctl") is None:
+        pytest.skip("needs root, systemd-journald and journalctl")
+    path = Path("/run/systemd/journal/socket")
+    proc = None
+    if not _accepts(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(
+            [str(JOURNALD)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while not _accepts(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _accepts(path):
+            proc.kill()
+            proc.wait()
+            pytest.skip("systemd-journald did not start here")
+    yield
+    if proc is not None:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _accepts(path: Path) -> bool:
+    """Whether a journald listens on its socket (a stale socket file refuses)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True

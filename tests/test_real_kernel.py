@@ -92,3 +92,23 @@ def test_hostile_process_name(cgroup_name: str) -> None:
     assert kills[0].trigger is not None
     assert kills[0].trigger.pid == pid  # the CPU: banner with the name was not split either
     assert kills[0].victim.anon_rss_kb is not None
+
+
+def test_diagnose_through_a_real_journald(cgroup_name: str, journald: None) -> None:
+    """journald (reading the kernel log itself) gives the same kill through journalctl."""
+    import time
+
+    from oomwatch.locallog import read_local_log
+
+    pid, _ = kill_in_cgroup(cgroup_name, "oomwatch-jrnl")
+    deadline = time.monotonic() + 10
+    while True:
+        log = read_local_log("journald")
+        mine = [k for k in log.kills if k.victim.pid == pid]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(mine) == 1
+    assert mine[0].oom_memcg == f"/{cgroup_name}"
+    assert mine[0].host is not None
+    assert mine[0].time is not None
