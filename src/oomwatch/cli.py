@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import BinaryIO, TextIO
 
 from oomwatch import __version__
-from oomwatch.errors import InputError, LogUnavailableError, UsageError
+from oomwatch.errors import InputError, OomwatchError, UsageError
 from oomwatch.kernel.parser import ParseStats
 from oomwatch.kernel.scan import LogScanner
 from oomwatch.render.escape import terminal
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"oomwatch: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except LogUnavailableError as e:
+    except OomwatchError as e:
         print(f"oomwatch: {e}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -88,7 +88,55 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     diag.add_argument("--json", action="store_true", help="JSON Lines instead of the report")
     diag.set_defaults(func=cmd_diagnose)
+
+    run = sub.add_parser(
+        "run",
+        help="the agent: report OOM kills and memory conditions live",
+        description="Follow the kernel log and sample memory; report every "
+        "OOM kill and memory condition to the configured receivers (the "
+        "console when none is configured). Settings: OOMWATCH_* variables, "
+        "see .env.example.",
+    )
+    run.set_defaults(func=cmd_run)
+
+    drill = sub.add_parser(
+        "drill",
+        help="OOM-kill a test process and check the agent saw it",
+        description="Start a process in a fresh 32 MiB memory cgroup, let "
+        "the kernel OOM-kill it, and wait for the running agent's incident. "
+        "Needs root.",
+    )
+    drill.add_argument(
+        "--agent", metavar="URL", help="the agent's HTTP address (default: from OOMWATCH_LISTEN)"
+    )
+    drill.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    drill.set_defaults(func=cmd_drill)
     return p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`oomwatch run`: the agent."""
+    import logging
+
+    from oomwatch.agent import run_agent
+    from oomwatch.settings import load_settings
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run_agent(settings)
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    """`oomwatch drill`: a real OOM kill, end to end."""
+    from oomwatch.drill import run_drill
+    from oomwatch.settings import load_settings
+
+    url = args.agent or f"http://{load_settings().listen}"
+    return run_drill(url, args.timeout)
 
 
 # -- parse -----------------------------------------------------------------------------

@@ -1,0 +1,310 @@
+"""`oomwatch run`: follow the kernel log, sample memory, store incidents, deliver them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from oomwatch.conditions import Conditions
+from oomwatch.delivery.dispatcher import Dispatcher
+from oomwatch.errors import UsageError
+from oomwatch.incidents import HostInfo, Incident, IncidentBuilder
+from oomwatch.kernel.scan import LogScanner
+from oomwatch.metrics import Metrics
+from oomwatch.model import OomKill
+from oomwatch.notify import Notifier
+from oomwatch.sampler import Sampler, Snapshot
+from oomwatch.server import HealthState, make_app, serve
+from oomwatch.settings import Settings
+from oomwatch.sources import Batch, Follower
+from oomwatch.sources.kmsg import read_boot_id
+from oomwatch.store import Store
+
+log = logging.getLogger("oomwatch")
+RESTART_DELAY_S = 2.0
+
+
+def build_notifiers(settings: Settings) -> dict[str, Notifier]:
+    """The receivers the settings name; the console when none is named."""
+    notifiers: dict[str, Notifier] = {}
+    if settings.jsonl_path is not None:
+        from oomwatch.notify.jsonl import JsonlNotifier
+
+        notifiers["jsonl"] = JsonlNotifier(settings.jsonl_path)
+    url = settings.webhook
+    if url:
+        from oomwatch.notify.webhook import WebhookNotifier
+
+        notifiers["webhook"] = WebhookNotifier(url)
+    if settings.console or (settings.console is None and not notifiers):
+        from oomwatch.notify.console import ConsoleNotifier
+
+        notifiers["console"] = ConsoleNotifier()
+    return notifiers
+
+
+def protect_self(proc_root: Path, adj: int) -> None:
+    """Lower our own oom_score_adj so the agent is among the last the kernel kills."""
+    try:
+        (proc_root / "self" / "oom_score_adj").write_text(str(adj))
+    except OSError as e:
+        log.warning("could not set oom_score_adj to %d: %s", adj, e.strerror)
+
+
+class Reconciler:
+    """Compares the kernel's OOM-kill counter with the kills read from the log.
+
+    `accounted` is the counter value up to which every kill was either read or
+    reported as unseen; it is saved with the cursor, so a restart (same boot)
+    reconciles the downtime too.
+    """
+
+    def __init__(self, accounted: int | None, count_after: float | None) -> None:
+        self.accounted = accounted
+        self.seen = 0
+        # on a fresh start, kills replayed from before it are history, not new kills
+        self.count_after = count_after
+        self._suspect: int | None = None
+
+    def saw(self, k: OomKill) -> None:
+        """A kernel kill read from the log."""
+        if self.count_after is None or (k.uptime_s or 0.0) > self.count_after:
+            self.seen += 1
+
+    def check(self, counter: int | None) -> int:
+        """Kills missing from the log; reported only when two checks in a row agree."""
+        if counter is None:
+            return 0
+        if self.accounted is None:
+            self.accounted = counter
+            return 0
+        missing = counter - self.accounted - self.seen
+        if missing <= 0:
+            self._suspect = None
+            return 0
+        if self._suspect != counter:
+            self._suspect = counter  # the log may lag the counter by a moment
+            return 0
+        self.accounted += missing
+        self._suspect = None
+        return missing
+
+    def state(self) -> int | None:
+        """The value to save with the cursor."""
+        return None if self.accounted is None else self.accounted + self.seen
+
+
+class Agent:
+    """The wiring of the pipeline; `run()` until `stop` is set."""
+
+    def __init__(self, settings: Settings, notifiers: dict[str, Notifier] | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.db_path = settings.state_path / "oomwatch.db"
+        self.store = Store(self.db_path)
+        self.boot_id = read_boot_id(settings.proc_root)
+        self.sampler = Sampler(settings.proc_root, settings.sys_root)
+        self.host = HostInfo.current(self.boot_id, settings.hostname)
+        self.builder = IncidentBuilder(self.host, self.sampler.cache)
+        self.conditions = Conditions(settings.thresholds)
+        self.notifiers = notifiers if notifiers is not None else build_notifiers(settings)
+        self.dispatcher = Dispatcher(
+            self.store, self.notifiers, self.metrics, max_age_s=settings.delivery_max_age_s
+        )
+        self.health = HealthState(stale_after_s=max(3 * settings.sample_interval, 30.0))
+        self.follower: Follower | None = None
+        self.reconciler: Reconciler | None = None
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every part until `stop`, then flush and close."""
+        server = serve(
+            self.settings.listen, make_app(self.metrics.registry, self.health, self.db_path)
+        )
+        tasks = [
+            asyncio.create_task(c)
+            for c in (self._follow_forever(), self._sample_forever(), self.dispatcher.run())
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            server.shutdown()
+            server.server_close()
+            for n in self.notifiers.values():
+                await n.aclose()
+            if self.follower is not None:
+                self.follower.close()
+            self.store.close()
+
+    async def _follow_forever(self) -> None:
+        """Follow the source; restart it after a failure, with a delay."""
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.error("log source failed: %s; restarting in %.0f s", e, RESTART_DELAY_S)
+            self.health.ready = False
+            if self.follower is not None:
+                self.metrics.source_up.labels(self.follower.name).set(0)
+                self.follower.close()
+                self.follower = None
+            await asyncio.sleep(RESTART_DELAY_S)
+
+    async def _follow(self) -> None:
+        follower = self.follower = self._open_source()
+        _, extra = self.store.cursor(follower.name)
+        same_boot = extra.get("boot_id") == self.boot_id
+        if self.reconciler is None:
+            saved = extra.get("oom_kill_accounted") if same_boot else None
+            if isinstance(saved, int):
+                self.reconciler = Reconciler(saved, None)
+            else:  # fresh: count from now; replayed older kills are history
+                self.reconciler = Reconciler(
+                    self.sampler.vmstat_oom_kill(), _uptime(self.settings.proc_root)
+                )
+        scanner = LogScanner(reference=None)
+        # save where reading starts, so that a crash before the first record still
+        # resumes from here, not from "now" on the next start
+        self._store([], source=follower.name, cursor=follower.cursor)
+        self.metrics.source_up.labels(follower.name).set(1)
+        self.health.ready = True
+        log.info("reading the kernel log from %s", follower.name)
+        async for batch in follower.batches():
+            self._handle(batch, follower.name, scanner)
+
+    def _handle(self, batch: Batch, source: str, scanner: LogScanner) -> None:
+        incidents: list[Incident] = []
+        before = scanner.stats.malformed
+        kills: list[OomKill] = []
+        for raw in batch.lines:
+            kills.extend(scanner.feed(raw))
+        self.metrics.malformed.inc(scanner.stats.malformed - before)
+        if batch.lost:
+            self.metrics.log_gaps.inc()
+            self.metrics.records_lost.inc(batch.lost)
+            log.warning("%s overrun: %d records lost", source, batch.lost)
+            incidents.append(self.builder.gap(source, batch.lost, batch.cursor))
+        for k in kills:
+            self.metrics.kills.labels(k.killer, k.constraint or "none").inc()
+            if k.killer == "kernel" and self.reconciler is not None:
+                self.reconciler.saw(k)
+            incidents.append(self.builder.kill(k))
+        safe = not scanner.parser.needs_context
+        self._store(incidents, source=source, cursor=batch.cursor if safe else None)
+
+    def _store(self, incidents: list[Incident], **where: Any) -> None:
+        extra = {
+            "boot_id": self.boot_id,
+            "oom_kill_accounted": self.reconciler.state() if self.reconciler else None,
+        }
+        new = self.store.record(incidents, self.notifiers, extra=extra, **where)
+        for inc in new:
+            self.metrics.incidents.labels(inc.kind).inc()
+        if new:
+            self.dispatcher.wake()
+
+    async def _sample_forever(self) -> None:
+        interval = self.settings.sample_interval
+        while True:
+            started = time.monotonic()
+            try:
+                snap = await asyncio.to_thread(self.sampler.sample)
+            except Exception as e:
+                log.error("memory sample failed: %s", e)
+            else:
+                self.metrics.sample_duration.observe(time.monotonic() - started)
+                self._after_sample(snap)
+            self.health.beat()
+            await asyncio.sleep(max(interval - (time.monotonic() - started), 0.0))
+
+    def _after_sample(self, snap: Snapshot) -> None:
+        self.builder.snapshot = snap
+        incidents = [self.builder.condition(c) for c in self.conditions.update(snap)]
+        if self.reconciler is not None:
+            missing = self.reconciler.check(snap.vmstat_oom_kill)
+            if missing:
+                self.metrics.unseen_kills.inc(missing)
+                log.warning("%d OOM kills counted by the kernel were not in the log", missing)
+                incidents.append(
+                    self.builder.unseen(
+                        missing, "/proc/vmstat oom_kill", None, snap.vmstat_oom_kill or 0
+                    )
+                )
+        if incidents:
+            self._store(incidents)
+
+    def _open_source(self) -> Follower:
+        s = self.settings
+        order = ["kmsg", "journald", "file"] if s.source == "auto" else [s.source]
+        errors = []
+        for name in order:
+            cursor, _ = self.store.cursor(name)
+            try:
+                return _open(name, s, self.boot_id, cursor, s.first_start == "new")
+            except (OSError, UsageError) as e:
+                errors.append(f"{name}: {e}")
+        raise UsageError("no kernel log source can be read: " + "; ".join(errors))
+
+
+def _open(name: str, s: Settings, boot_id: str, cursor: str | None, from_end: bool) -> Follower:
+    if name == "kmsg":
+        from oomwatch.sources.kmsg import KmsgFollower
+
+        return KmsgFollower(s.kmsg_path, boot_id, cursor, from_end=from_end)
+    if name == "journald":
+        from oomwatch.sources.journald import JournaldFollower
+
+        if shutil.which("journalctl") is None:
+            raise UsageError("journalctl is not installed")
+        return JournaldFollower(cursor, from_end=from_end)
+    from oomwatch.sources.logfile import LogFileFollower
+
+    if not s.log_file.parent.is_dir():
+        raise UsageError(f"{s.log_file.parent} does not exist")
+    return LogFileFollower(s.log_file, cursor, from_end=from_end)
+
+
+def _uptime(proc_root: Path) -> float | None:
+    try:
+        return float((proc_root / "uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_agent(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; the exit code."""
+    protect_self(settings.proc_root, settings.oom_score_adj)
+    agent = Agent(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info(
+            "oomwatch agent on %s (pid %d), state in %s, receivers: %s, http on %s",
+            agent.host.hostname,
+            os.getpid(),
+            agent.db_path,
+            ", ".join(agent.notifiers) or "none",
+            settings.listen,
+        )
+        await agent.run(stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    log.info("oomwatch agent stopped")
+    return 0

@@ -1,0 +1,1 @@
+"""Delivery: from the outbox to the notifiers, once each, with retries."""

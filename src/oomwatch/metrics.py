@@ -1,0 +1,48 @@
+"""The agent's Prometheus metrics, in a registry of their own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """Every metric the agent exports on /metrics."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.kills = Counter(
+            "oomwatch_kills", "OOM kills seen in the log", ["killer", "constraint"], registry=r
+        )
+        self.incidents = Counter("oomwatch_incidents", "Incidents stored", ["kind"], registry=r)
+        self.log_gaps = Counter("oomwatch_log_gaps", "Overruns of the kernel log", registry=r)
+        self.records_lost = Counter(
+            "oomwatch_log_records_lost",
+            "Kernel log records overwritten before they were read",
+            registry=r,
+        )
+        self.unseen_kills = Counter(
+            "oomwatch_unseen_kills",
+            "OOM kills the kernel counted but the log never showed",
+            registry=r,
+        )
+        self.malformed = Counter(
+            "oomwatch_malformed_lines", "OOM lines that could not be read", registry=r
+        )
+        self.source_up = Gauge(
+            "oomwatch_source_up", "Whether the log source is being read", ["source"], registry=r
+        )
+        self.sample_duration = Histogram(
+            "oomwatch_sample_duration_seconds", "Time to take one memory sample", registry=r
+        )
+        self.queue_depth = Gauge(
+            "oomwatch_queue_depth", "Deliveries waiting in the outbox", registry=r
+        )
+        self.deliveries = Counter(
+            "oomwatch_deliveries", "Delivery attempts", ["receiver", "result"], registry=r
+        )
+        self.dropped = Counter(
+            "oomwatch_deliveries_dropped",
+            "Deliveries dropped because they grew too old",
+            ["receiver"],
+            registry=r,
+        )

@@ -1,0 +1,118 @@
+"""HTTP endpoints: /metrics, /-/healthy, /-/ready, and /api/v1/incidents (for `drill`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes every few seconds would flood the log."""
+
+
+class HealthState:
+    """What the probes answer from: the loop's heartbeat and whether the source is read."""
+
+    def __init__(self, stale_after_s: float) -> None:
+        self.stale_after_s = stale_after_s
+        self.heartbeat = time.monotonic()
+        self.ready = False
+
+    def beat(self) -> None:
+        """The event loop is alive."""
+        self.heartbeat = time.monotonic()
+
+    @property
+    def healthy(self) -> bool:
+        """The loop has beaten recently."""
+        return time.monotonic() - self.heartbeat < self.stale_after_s
+
+
+def make_app(
+    registry: CollectorRegistry, health: HealthState, db_path: Path
+) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """The WSGI application."""
+
+    def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return _reply(start, "200 OK", generate_latest(registry), CONTENT_TYPE_LATEST)
+        if path == "/-/healthy":
+            ok = health.healthy
+            return _reply(
+                start,
+                "200 OK" if ok else "503 Service Unavailable",
+                b"ok\n" if ok else b"event loop stalled\n",
+            )
+        if path == "/-/ready":
+            ok = health.ready
+            return _reply(
+                start,
+                "200 OK" if ok else "503 Service Unavailable",
+                b"ready\n" if ok else b"not reading the kernel log yet\n",
+            )
+        if path == "/api/v1/incidents":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            try:
+                since = float(query.get("since", ["0"])[0])
+            except ValueError:
+                return _reply(start, "400 Bad Request", b"since: a number of seconds\n")
+            body = json.dumps(_incidents(db_path, since)).encode()
+            return _reply(start, "200 OK", body, "application/json")
+        return _reply(start, "404 Not Found", b"not found\n")
+
+    return app
+
+
+def serve(
+    listen: str, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+) -> WSGIServer:
+    """Start the server in a daemon thread; the caller shuts it down."""
+    host, _, port = listen.rpartition(":")
+    server = make_server(host.strip("[]"), int(port), app, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, name="oomwatch-http", daemon=True).start()
+    return server
+
+
+def _incidents(db_path: Path, since: float) -> list[dict[str, Any]]:
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT id, key, kind, status, severity, title, detected_at, body FROM incidents "
+            "WHERE detected_at >= ? ORDER BY detected_at DESC LIMIT 200",
+            (since,),
+        ).fetchall()
+    finally:
+        db.close()
+    return [
+        {
+            "id": r[0],
+            "key": r[1],
+            "kind": r[2],
+            "status": r[3],
+            "severity": r[4],
+            "title": r[5],
+            "detected_at": r[6],
+            "incident": json.loads(r[7]),
+        }
+        for r in rows
+    ]
+
+
+def _reply(
+    start: StartResponse, status: str, body: bytes, content_type: str = "text/plain; charset=utf-8"
+) -> list[bytes]:
+    start(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]

@@ -1,0 +1,96 @@
+"""Settings of the agent, from OOMWATCH_* environment variables (nested with `__`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from oomwatch.errors import UsageError
+
+DEFAULT_PORT = 9753  # documented in README and .env.example
+
+
+class Thresholds(BaseModel):
+    """When a memory condition opens and when it resolves."""
+
+    mem_available_warn_pct: float = Field(10.0, ge=0, le=100)
+    mem_available_crit_pct: float = Field(5.0, ge=0, le=100)
+    swap_used_warn_pct: float = Field(90.0, ge=0, le=100)
+    psi_full_avg10_warn: float = Field(10.0, ge=0, le=100)
+    cgroup_usage_warn_pct: float = Field(90.0, ge=0, le=100)
+    hysteresis_pct: float = Field(3.0, ge=0, le=50)
+    min_duration_s: float = Field(30.0, ge=0)
+
+
+class Settings(BaseSettings):
+    """Every setting of `oomwatch run`; see `.env.example` for one line on each."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OOMWATCH_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    source: Literal["auto", "kmsg", "journald", "file"] = "auto"
+    first_start: Literal["all", "new"] = "all"
+    log_file: Path = Path("/var/log/kern.log")
+    sample_interval: float = Field(10.0, gt=0)
+    proc_root: Path = Path("/proc")
+    sys_root: Path = Path("/sys")
+    kmsg_path: Path = Path("/dev/kmsg")
+    state_dir: Path | None = None
+    jsonl_path: Path | None = None
+    webhook_url: str | None = None
+    webhook_url_file: Path | None = None
+    console: bool | None = None
+    listen: str = f"127.0.0.1:{DEFAULT_PORT}"
+    oom_score_adj: int = Field(-900, ge=-1000, le=1000)
+    hostname: str | None = None
+    delivery_max_age_s: float = Field(24 * 3600, gt=0)
+    thresholds: Thresholds = Thresholds()
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_has_port(cls, v: str) -> str:
+        host, _, port = v.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, for example 127.0.0.1:9753 or 0.0.0.0:9753")
+        return v
+
+    @property
+    def state_path(self) -> Path:
+        """Where the SQLite state lives: /var/lib/oomwatch as root, else the user's state dir."""
+        if self.state_dir is not None:
+            return self.state_dir
+        if os.geteuid() == 0:
+            return Path("/var/lib/oomwatch")
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(base) / "oomwatch"
+
+    @property
+    def webhook(self) -> str | None:
+        """The webhook URL, from the variable or from the file a Kubernetes Secret mounts."""
+        if self.webhook_url:
+            return self.webhook_url
+        if self.webhook_url_file is not None:
+            try:
+                return self.webhook_url_file.read_text().strip() or None
+            except OSError as e:
+                raise UsageError(
+                    f"OOMWATCH_WEBHOOK_URL_FILE: cannot read {self.webhook_url_file}: {e.strerror}"
+                ) from e
+        return None
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a mistake is one clear UsageError, not a traceback."""
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            name = "OOMWATCH_" + "__".join(str(p).upper() for p in err["loc"])
+            problems.append(f"{name}: {err['msg']}")
+        raise UsageError("bad setting: " + "; ".join(problems)) from None

@@ -1,0 +1,226 @@
+"""Durable state in SQLite: source cursors, incidents, and the delivery outbox.
+
+An incident, its outbox rows and the cursor after it are written in one
+transaction, so a `kill -9` at any moment either loses nothing (the log is read
+again from the old cursor, and the incident id makes the second write a no-op) or
+has everything stored (delivery resumes from the outbox).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oomwatch.incidents import Incident
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursors (
+    source TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    extra TEXT,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    title TEXT NOT NULL,
+    detected_at REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_detected ON incidents (detected_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT NOT NULL REFERENCES incidents (id),
+    receiver TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    created REAL NOT NULL,
+    last_error TEXT,
+    UNIQUE (incident_id, receiver)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One pending delivery of an incident to a receiver."""
+
+    id: int
+    receiver: str
+    attempts: int
+    created: float
+    incident: Incident
+
+
+class Store:
+    """The agent's SQLite database (one connection, used from the event loop's thread)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a crash of the process (kill -9); only a power
+        # loss can drop the last transactions.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    # -- cursors -------------------------------------------------------------------------
+
+    def cursor(self, source: str) -> tuple[str | None, dict[str, Any]]:
+        """The saved cursor of a source and what was saved with it."""
+        row = self.db.execute(
+            "SELECT value, extra FROM cursors WHERE source = ?", (source,)
+        ).fetchone()
+        if row is None:
+            return None, {}
+        return row[0], json.loads(row[1] or "{}")
+
+    def record(
+        self,
+        incidents: Sequence[Incident],
+        receivers: Iterable[str],
+        *,
+        source: str | None = None,
+        cursor: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> list[Incident]:
+        """Store incidents, their outbox rows and the cursor in one transaction; return new ones."""
+        now = time.time()
+        new: list[Incident] = []
+        receivers = list(receivers)
+        with self._tx():
+            for inc in incidents:
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        inc.id,
+                        inc.key,
+                        inc.kind,
+                        inc.status,
+                        inc.severity,
+                        inc.title,
+                        inc.detected_at,
+                        json.dumps(inc.body, ensure_ascii=False),
+                    ),
+                )
+                if cur.rowcount == 0:
+                    continue  # read again after a restart: already stored and queued
+                new.append(inc)
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO outbox (incident_id, receiver, next_at, created) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(inc.id, r, now, now) for r in receivers],
+                )
+            if source is not None and cursor is not None:
+                self.db.execute(
+                    "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE "
+                    "SET value = excluded.value, extra = excluded.extra, "
+                    "updated = excluded.updated",
+                    (source, cursor, json.dumps(extra or {}), now),
+                )
+        return new
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def due(self, now: float, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries whose time has come, oldest first."""
+        rows = self.db.execute(
+            "SELECT o.id, o.receiver, o.attempts, o.created, i.id, i.key, i.kind, i.status, "
+            "i.severity, i.title, i.detected_at, i.body FROM outbox o "
+            "JOIN incidents i ON i.id = o.incident_id "
+            "WHERE o.state = 'pending' AND o.next_at <= ? ORDER BY o.id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [
+            Delivery(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                Incident(r[4], r[5], r[6], r[7], r[8], r[9], r[10], json.loads(r[11])),
+            )
+            for r in rows
+        ]
+
+    def next_due(self) -> float | None:
+        """When the next pending delivery is due."""
+        row = self.db.execute("SELECT MIN(next_at) FROM outbox WHERE state = 'pending'").fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def pending(self) -> int:
+        """How many deliveries wait."""
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
+        )
+
+    def sent(self, delivery_id: int) -> None:
+        """A delivery succeeded."""
+        self.db.execute(
+            "UPDATE outbox SET state = 'sent', attempts = attempts + 1 WHERE id = ?", (delivery_id,)
+        )
+
+    def retry(self, delivery_id: int, next_at: float, error: str) -> None:
+        """A delivery failed in a way a retry can fix; try again at `next_at`."""
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
+            (next_at, error, delivery_id),
+        )
+
+    def give_up(self, delivery_id: int, state: str, error: str) -> None:
+        """A delivery failed for good (`failed`) or grew too old (`dropped`)."""
+        self.db.execute(
+            "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+            (state, error, delivery_id),
+        )
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def incidents(self, since: float = 0.0, limit: int = 100) -> list[dict[str, Any]]:
+        """Recent incidents, newest first, as the HTTP API shows them."""
+        rows = self.db.execute(
+            "SELECT id, key, kind, status, severity, title, detected_at, body FROM incidents "
+            "WHERE detected_at >= ? ORDER BY detected_at DESC LIMIT ?",
+            (since, limit),
+        ).fetchall()
+        return [
+            {
+                "id": r[0],
+                "key": r[1],
+                "kind": r[2],
+                "status": r[3],
+                "severity": r[4],
+                "title": r[5],
+                "detected_at": r[6],
+                "incident": json.loads(r[7]),
+            }
+            for r in rows
+        ]
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,240 @@
+"""`oomwatch run` end to end: the agent as a subprocess, real OOM kills, a real webhook receiver.
+
+Root only (memory cgroups, /dev/kmsg); skipped elsewhere with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from oomwatch.memcg import MIB, memory_cgroup, start_hog
+from tests.agentproc import AgentProcess
+from tests.conftest import real_kernel_reason
+from tests.servers import Received, Recorder
+
+pytestmark = pytest.mark.skipif(real_kernel_reason() is not None, reason=real_kernel_reason() or "")
+
+
+@pytest.fixture
+def hook() -> Iterator[Recorder]:
+    """A webhook receiver on 127.0.0.1."""
+    r = Recorder().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    """Make agents sharing one state directory; all are stopped at the end."""
+    made: list[AgentProcess] = []
+
+    def make(**env: str) -> AgentProcess:
+        a = AgentProcess(tmp_path / "state", env)
+        a.state_dir.mkdir(exist_ok=True)
+        made.append(a)
+        return a
+
+    yield make
+    for a in made:
+        if a.proc is not None and a.proc.poll() is None:
+            a.kill9()
+
+
+def oom_kill(comm: str, *, wait_sampled_s: float = 0.0, extra: tuple[str, ...] = ()) -> int:
+    """OOM-kill a hog named `comm` in its own 32 MiB cgroup (removed after); its pid."""
+    name = f"oomwatch-test-{uuid.uuid4().hex[:8]}"
+    with memory_cgroup(name, 32 * MIB) as cg, start_hog(cg, comm=comm, argv_extra=extra) as hog:
+        time.sleep(wait_sampled_s)  # let the sampler see it alive (command line, user)
+        hog.go()
+        assert hog.wait() == -9
+        return hog.pid
+
+
+def kill_of(pid: int) -> Callable[[Received], bool]:
+    """Matches the webhook delivery of the kill of `pid`."""
+
+    def match(r: Received) -> bool:
+        body = r.json()
+        return bool(
+            body["incident"].get("kind") == "oom_kill" and body["incident"]["victim"]["pid"] == pid
+        )
+
+    return match
+
+
+def test_kill_reaches_the_webhook_with_enrichment(
+    agents: Callable[..., AgentProcess], hook: Recorder
+) -> None:
+    """A real kill arrives once with pid, comm, full command line, user, cgroup and explanation."""
+    agent = agents(OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook").start()
+    pid = oom_kill("oomwatch-e2e", wait_sampled_s=1.2, extra=("--marker", "e2e-42"))
+    (got,) = hook.wait_for(kill_of(pid))
+    body = got.json()
+    assert body["version"] == 1
+    assert body["status"] == "firing"
+    assert len(body["key"]) == 20
+    inc = body["incident"]
+    assert inc["victim"]["comm"] == "oomwatch-e2e"
+    assert inc["victim"]["cmdline"][-2:] == ["--marker", "e2e-42"]
+    assert inc["victim"]["user"] == "root"
+    assert inc["victim"]["rss_history"], "the sampler saw the victim alive"
+    assert inc["oom_memcg"].startswith("/oomwatch-test-")
+    assert inc["memcg"]["limit_kb"] == 32768
+    assert inc["container"] is None
+    assert inc["node"]["boot_id"]
+    assert inc["explanation"]["headline"].startswith(f"oomwatch-e2e (pid {pid}) was killed")
+    assert got.headers["Idempotency-Key"].endswith("/webhook")
+    time.sleep(1.0)
+    assert len(hook.wait_for(kill_of(pid), timeout_s=0)) == 1
+    assert 'oomwatch_kills_total{constraint="CONSTRAINT_MEMCG",killer="kernel"}' in agent.metrics()
+    assert agent.stop() == 0
+
+
+def test_kill9_loses_and_repeats_nothing(
+    agents: Callable[..., AgentProcess], hook: Recorder
+) -> None:
+    """Kills before, during and after a kill -9 of the agent are each reported exactly once."""
+    env = {"OOMWATCH_WEBHOOK_URL": f"{hook.url}/hook"}
+    first = agents(**env).start()
+    before = oom_kill("oomwatch-before")
+    assert hook.wait_for(kill_of(before))
+    first.kill9()
+    during = oom_kill("oomwatch-during")
+    agents(**env).start()
+    after = oom_kill("oomwatch-after")
+    for pid in (before, during, after):
+        assert len(hook.wait_for(kill_of(pid))) == 1, pid
+    time.sleep(1.5)
+    for pid in (before, during, after):
+        assert len(hook.wait_for(kill_of(pid), timeout_s=0)) == 1, pid
+
+
+def test_overrun_while_stopped_is_counted_and_reconciled(
+    agents: Callable[..., AgentProcess], hook: Recorder
+) -> None:
+    """An overrun while the agent is down: the gap has its exact size, the kill is reconciled.
+
+    The kill's record is overwritten by a flood before the agent restarts; the
+    /proc/vmstat counter still shows it.
+    """
+    env = {"OOMWATCH_WEBHOOK_URL": f"{hook.url}/hook"}
+    agent = agents(**env).start()
+    time.sleep(0.5)
+    agent.kill9()
+    db = sqlite3.connect(agent.state_dir / "oomwatch.db")
+    saved = db.execute("SELECT value FROM cursors WHERE source = 'kmsg'").fetchone()[0]
+    db.close()
+    saved_seq = int(saved.split(":")[1])
+    oom_kill("oomwatch-lost")
+    flood_kmsg(8000)  # over 1 MiB: more than the ring buffer holds
+    first_seq = _first_kmsg_seq()
+    agents(**env).start()
+    (gap,) = hook.wait_for(lambda r: r.json()["incident"].get("kind") == "log_gap")
+    assert gap.json()["incident"]["records_lost"] == first_seq - saved_seq - 1
+    (unseen,) = hook.wait_for(lambda r: r.json()["incident"].get("kind") == "unseen_kills")
+    assert unseen.json()["incident"]["missing"] == 1
+
+
+def flood_kmsg(records: int) -> None:
+    """Write records to /dev/kmsg, with the kernel's write rate limit lifted meanwhile."""
+    knob = Path("/proc/sys/kernel/printk_devkmsg")
+    old = knob.read_text().strip()
+    knob.write_text("on\n")
+    try:
+        fd = os.open("/dev/kmsg", os.O_WRONLY)
+        try:
+            for i in range(records):
+                os.write(fd, f"<6>oomwatch-test flood {i:06d} {'x' * 150}\n".encode())
+        finally:
+            os.close(fd)
+    finally:
+        knob.write_text(old + "\n")
+
+
+def _first_kmsg_seq() -> int:
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            try:
+                rec = os.read(fd, 16384)
+            except BrokenPipeError:
+                continue
+            return int(rec.split(b",")[1])
+    finally:
+        os.close(fd)
+
+
+def test_cgroup_near_its_limit_opens_then_resolves(
+    agents: Callable[..., AgentProcess], hook: Recorder
+) -> None:
+    """A cgroup held near its limit opens a condition, which resolves when usage falls."""
+    agents(
+        OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook",
+        OOMWATCH_SAMPLE_INTERVAL="0.2",
+        OOMWATCH_THRESHOLDS__MIN_DURATION_S="0.5",
+        OOMWATCH_THRESHOLDS__CGROUP_USAGE_WARN_PCT="75",
+    ).start()
+    name = f"oomwatch-test-{uuid.uuid4().hex[:8]}"
+
+    def about(status: str) -> Callable[[Received], bool]:
+        def match(r: Received) -> bool:
+            i = r.json()["incident"]
+            return bool(
+                i.get("kind") == "cgroup_near_limit"
+                and i.get("subject") == f"/{name}"
+                and i.get("status") == status
+            )
+
+        return match
+
+    with memory_cgroup(name, 64 * MIB) as cg:
+        with start_hog(cg, comm="oomwatch-near", alloc_mib=54, hold_s=4.0) as hog:
+            hog.go()
+            (opened,) = hook.wait_for(about("firing"), timeout_s=15)
+            assert hog.wait() == 0, "the hog must hold its memory, not be killed"
+        (resolved,) = hook.wait_for(about("resolved"), timeout_s=15)
+    assert opened.json()["status"] == "firing"
+    assert opened.json()["incident"]["value"] > 75
+    assert resolved.json()["status"] == "resolved"
+    assert resolved.json()["key"] == opened.json()["key"]
+
+
+def test_hostile_records_never_stop_the_agent(
+    agents: Callable[..., AgentProcess], hook: Recorder
+) -> None:
+    """Forged, escaped and invalid records are survived; a hostile process name stays text."""
+    agent = agents(OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook").start()
+    fd = os.open("/dev/kmsg", os.O_WRONLY)
+    try:
+        for rec in (
+            b"<3>Memory cgroup out of memory: Killed process 1 (init) total-vm:1kB, "
+            b"anon-rss:1kB, file-rss:1kB, shmem-rss:0kB\n",
+            b"<4>\xff\xfe\x1b[2J invoked oom-killer: gfp_mask=zz\n",
+            b"<6>oom-kill:constraint=,task=\x00,pid=,uid=\n",
+        ):
+            os.write(fd, rec)
+    finally:
+        os.close(fd)
+    pid = oom_kill("<!channel>\nx")
+    (got,) = hook.wait_for(kill_of(pid))
+    assert got.json()["incident"]["victim"]["comm"] == "<!channel>\nx"
+    assert not hook.wait_for(kill_of(1), timeout_s=0.5), "a forged kill must not be believed"
+    assert agent.proc is not None
+    assert agent.proc.poll() is None
+    assert "oomwatch_source_up" in agent.metrics()
+
+
+def test_sigterm_is_a_clean_shutdown(agents: Callable[..., AgentProcess]) -> None:
+    """SIGTERM ends the agent with code 0; its own oom_score_adj was set as configured."""
+    agent = agents(OOMWATCH_OOM_SCORE_ADJ="100", OOMWATCH_CONSOLE="false").start()
+    assert agent.proc is not None
+    # this machine may not lower it (no CAP_SYS_RESOURCE), but raising is always allowed
+    assert Path(f"/proc/{agent.proc.pid}/oom_score_adj").read_text().strip() == "100"
+    assert agent.stop() == 0
