@@ -37,8 +37,7 @@ class Recorder:
     def url(self) -> str:
         """Where it listens."""
         assert self.server is not None
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.server.server_port}"
 
     def start(self) -> Recorder:
         """Listen on a free port of 127.0.0.1 in a thread."""
