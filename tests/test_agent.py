@@ -238,3 +238,105 @@ def test_sigterm_is_a_clean_shutdown(agents: Callable[..., AgentProcess]) -> Non
     # this machine may not lower it (no CAP_SYS_RESOURCE), but raising is always allowed
     assert Path(f"/proc/{agent.proc.pid}/oom_score_adj").read_text().strip() == "100"
     assert agent.stop() == 0
+
+
+def syslog_report(pid: int, second: int) -> str:
+    """A small but complete kern.log OOM report for `pid`, distinct by its stamps."""
+    up = 5000 + second
+    head = f"Oct 12 19:{second // 60:02d}:{second % 60:02d} node1 kernel: [{up}.0000"
+    lines = [
+        "01] app invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+        "02] memory: usage 1024kB, limit 1024kB, failcnt 3",
+        "03] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+        f"oom_memcg=/svc,task_memcg=/svc,task=app,pid={pid},uid=0",
+        f"04] Memory cgroup out of memory: Killed process {pid} (app) total-vm:9000kB, "
+        "anon-rss:800kB, file-rss:100kB, shmem-rss:0kB, UID:0 pgtables:40kB oom_score_adj:0",
+    ]
+    return "".join(f"{head}{line}\n" for line in lines)
+
+
+def test_file_source_survives_rotation(
+    agents: Callable[..., AgentProcess], hook: Recorder, tmp_path: Path
+) -> None:
+    """kern.log rotated by rename and by copytruncate: every kill once, none twice."""
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    log = logdir / "kern.log"
+    log.write_text(syslog_report(101, 1))
+    agents(
+        OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook",
+        OOMWATCH_SOURCE="file",
+        OOMWATCH_LOG_FILE=str(log),
+        OOMWATCH_FIRST_START="all",
+    ).start()
+    assert hook.wait_for(kill_of(101))
+    os.rename(log, logdir / "kern.log.1")  # rotation by rename ...
+    with (logdir / "kern.log.1").open("a") as old:  # ... a last write to the old file ...
+        old.write(syslog_report(102, 2))
+    log.write_text(syslog_report(103, 3))  # ... and the new file
+    assert hook.wait_for(kill_of(102))
+    assert hook.wait_for(kill_of(103))
+    (logdir / "kern.log.2").write_bytes(log.read_bytes())  # copytruncate
+    with log.open("r+") as f:
+        f.truncate(0)
+    with log.open("a") as f:
+        f.write(syslog_report(104, 4))
+    assert hook.wait_for(kill_of(104))
+    time.sleep(1.5)
+    for pid in (101, 102, 103, 104):
+        assert len(hook.wait_for(kill_of(pid), timeout_s=0)) == 1, pid
+
+
+def test_journald_source(
+    agents: Callable[..., AgentProcess], hook: Recorder, journald: None
+) -> None:
+    """With OOMWATCH_SOURCE=journald, the kill comes through journalctl -f with its host."""
+    agents(OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook", OOMWATCH_SOURCE="journald").start()
+    pid = oom_kill("oomwatch-jd")
+    (got,) = hook.wait_for(kill_of(pid))
+    inc = got.json()["incident"]
+    assert inc["victim"]["comm"] == "oomwatch-jd"
+    assert inc["log_host"] is not None
+    assert inc["time"] is not None
+
+
+def test_drill_end_to_end(agents: Callable[..., AgentProcess]) -> None:
+    """`oomwatch drill` kills a process for real and finds the running agent's incident."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    agent = agents(OOMWATCH_CONSOLE="false", OOMWATCH_JSONL_PATH=str(Path("/dev/null"))).start()
+    assert httpx.get(f"{agent.url}/-/healthy").status_code == 200
+    done = subprocess.run(
+        [sys.executable, "-m", "oomwatch", "drill", "--agent", agent.url],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: oomwatch-drill (pid" in done.stdout
+    assert "latency from the kernel's kill record to the stored incident" in done.stdout
+    metrics = agent.metrics()
+    for name in (
+        "oomwatch_kills_total",
+        "oomwatch_incidents_total",
+        "oomwatch_log_gaps_total",
+        "oomwatch_log_records_lost_total",
+        "oomwatch_source_up",
+        "oomwatch_sample_duration_seconds",
+        "oomwatch_queue_depth",
+    ):
+        assert name in metrics
+    agent.stop()
+    down = subprocess.run(
+        [sys.executable, "-m", "oomwatch", "drill", "--agent", agent.url],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert down.returncode == 1
+    assert "no ready agent at" in down.stderr

@@ -12,6 +12,7 @@ from watchfiles import awatch
 from oomwatch.sources import Batch
 
 READ_CHUNK = 1 << 20
+TAIL = 64
 
 
 class LogFileFollower:
@@ -19,7 +20,8 @@ class LogFileFollower:
 
     The directory is watched (a rotated file is replaced, not changed): a new inode
     at the path means rotation by rename (the old file is read to its end first); a
-    size below the offset means truncation (copytruncate), read again from 0.
+    size below the offset, or other bytes than were read just before the offset,
+    mean truncation (copytruncate, perhaps written again since): read again from 0.
     """
 
     name = "file"
@@ -33,6 +35,8 @@ class LogFileFollower:
         self._inode: int | None = None
         self._offset = 0
         self._partial = b""
+        self._tail = b""  # the last bytes read: a file rewritten after truncation differs
+        self._head = b""  # and the first
         saved = _load(cursor)
         self._want = saved
         self._from_end = from_end and saved is None
@@ -60,9 +64,10 @@ class LogFileFollower:
             self._partial = b""
             os.close(self._fd)
             self._open(st, rotated=True)
-        elif st is not None and st.st_size < self._offset:
-            self._offset = 0  # truncated in place
+        elif st is not None and self._truncated(st):
+            self._offset = 0  # truncated in place (copytruncate), maybe written again since
             self._partial = b""
+            self._tail = self._head = b""
         lines.extend(self._drain())
         return Batch(lines, self.cursor)
 
@@ -92,6 +97,7 @@ class LogFileFollower:
         self._fd = os.open(self.path, os.O_RDONLY)
         self._inode = st.st_ino
         self._partial = b""
+        self._tail = self._head = b""
         want = self._want
         self._want = None
         if not rotated and want is not None and want["inode"] == st.st_ino:
@@ -100,6 +106,23 @@ class LogFileFollower:
             self._offset = st.st_size
         else:
             self._offset = 0
+        if self._offset:  # resuming mid-file: remember its head and the bytes before us
+            self._head = os.pread(self._fd, TAIL, 0)
+            n = min(TAIL, self._offset)
+            self._tail = os.pread(self._fd, n, self._offset - n)
+
+    def _truncated(self, st: os.stat_result) -> bool:
+        if st.st_size < self._offset:
+            return True
+        if self._fd is None or not self._offset:
+            return False
+        # the first and the last bytes read must still be there (log lines begin with
+        # their time stamps, so a rewritten file differs at its head)
+        head = min(self._offset, TAIL)
+        if os.pread(self._fd, head, 0) != self._head[:head]:
+            return True
+        n = len(self._tail)
+        return bool(n) and os.pread(self._fd, n, self._offset - n) != self._tail
 
     def _drain(self) -> list[bytes]:
         lines: list[bytes] = []
@@ -109,7 +132,10 @@ class LogFileFollower:
             chunk = os.pread(self._fd, READ_CHUNK, self._offset)
             if not chunk:
                 return lines
+            if len(self._head) < TAIL:
+                self._head = (self._head + chunk)[:TAIL]
             self._offset += len(chunk)
+            self._tail = (self._tail + chunk)[-TAIL:]
             data = self._partial + chunk
             parts = data.split(b"\n")
             self._partial = parts.pop()

@@ -1,0 +1,149 @@
+"""The outbox and the retry loop against a real HTTP receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oomwatch.delivery.dispatcher import Dispatcher, backoff
+from oomwatch.incidents import Incident
+from oomwatch.metrics import Metrics
+from oomwatch.notify.webhook import WebhookNotifier
+from oomwatch.store import Store
+from tests.agentproc import free_port
+from tests.servers import Recorder
+
+SECRET = "T0KEN-s3cret"  # noqa: S105 - the fake secret the tests look for
+
+
+@pytest.fixture
+def hook() -> Iterator[Recorder]:
+    """A webhook receiver on 127.0.0.1."""
+    r = Recorder().start()
+    yield r
+    r.stop()
+
+
+def incident(i: int = 1) -> Incident:
+    """A small kill incident."""
+    return Incident(
+        f"kill:{i}",
+        "k" * 20,
+        "oom_kill",
+        "firing",
+        "critical",
+        f"kill {i}",
+        time.time(),
+        {"kind": "oom_kill", "victim": {"pid": i}},
+    )
+
+
+def deliver(
+    store: Store, url: str, *, clock: float | None = None, max_age_s: float = 86400.0
+) -> Dispatcher:
+    """One pass of the dispatcher over what is due."""
+    notifier = WebhookNotifier(url, timeout_s=2.0)
+    d = Dispatcher(
+        store,
+        {"webhook": notifier},
+        Metrics(),
+        max_age_s=max_age_s,
+        base_delay=0.01,
+        clock=(lambda: clock) if clock else time.time,
+    )
+
+    async def once() -> None:
+        await d.deliver_due()
+        await notifier.aclose()
+
+    asyncio.run(once())
+    return d
+
+
+def outbox(store: Store) -> list[tuple[str, int, str | None]]:
+    """(state, attempts, last_error) of every outbox row."""
+    db = sqlite3.connect(store.path)
+    try:
+        return db.execute("SELECT state, attempts, last_error FROM outbox ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def test_retry_after_500_keeps_the_idempotency_key(tmp_path: Path, hook: Recorder) -> None:
+    """A 500 is retried; the retry carries the same Idempotency-Key; then it is sent once."""
+    store = Store(tmp_path / "db")
+    hook.responses = [(500, {}, b"boom")]
+    assert store.record([incident()], ["webhook"]) != []
+    deliver(store, f"{hook.url}/hook/{SECRET}")
+    assert outbox(store)[0][:2] == ("pending", 1)
+    time.sleep(0.05)
+    deliver(store, f"{hook.url}/hook/{SECRET}")
+    assert outbox(store)[0][:2] == ("sent", 2)
+    keys = {r.headers["Idempotency-Key"] for r in hook.received}
+    assert len(hook.received) == 2
+    assert keys == {"kill:1/webhook"}
+
+
+def test_429_waits_for_retry_after(tmp_path: Path, hook: Recorder) -> None:
+    """A 429 is retried no sooner than its Retry-After."""
+    store = Store(tmp_path / "db")
+    hook.responses = [(429, {"Retry-After": "30"}, b"slow down")]
+    store.record([incident()], ["webhook"])
+    before = time.time()
+    deliver(store, hook.url)
+    nxt = store.next_due()
+    assert nxt is not None
+    assert nxt >= before + 30
+
+
+def test_other_4xx_is_not_retried(tmp_path: Path, hook: Recorder) -> None:
+    """A 400 fails for good, with the reason kept and the secret URL path left out."""
+    store = Store(tmp_path / "db")
+    hook.responses = [(400, {}, b"bad payload")]
+    store.record([incident()], ["webhook"])
+    deliver(store, f"{hook.url}/hook/{SECRET}")
+    state, attempts, error = outbox(store)[0]
+    assert (state, attempts) == ("failed", 1)
+    assert error is not None
+    assert "400 bad payload" in error
+    assert SECRET not in error
+
+
+def test_connection_refused_is_retried(tmp_path: Path) -> None:
+    """Nobody listening: the delivery waits for a retry, without the secret in its error."""
+    store = Store(tmp_path / "db")
+    store.record([incident()], ["webhook"])
+    deliver(store, f"http://127.0.0.1:{free_port()}/{SECRET}")
+    state, attempts, error = outbox(store)[0]
+    assert (state, attempts) == ("pending", 1)
+    assert error is not None
+    assert SECRET not in error
+
+
+def test_too_old_is_dropped(tmp_path: Path, hook: Recorder) -> None:
+    """A delivery older than the maximum age is dropped, not sent."""
+    store = Store(tmp_path / "db")
+    store.record([incident()], ["webhook"])
+    d = deliver(store, hook.url, clock=time.time() + 100, max_age_s=10)
+    assert outbox(store)[0][0] == "dropped"
+    assert hook.received == []
+    assert d.metrics.dropped.labels("webhook")._value.get() == 1
+
+
+def test_same_incident_stored_once(tmp_path: Path) -> None:
+    """The same incident id (read again after a restart) adds nothing to the outbox."""
+    store = Store(tmp_path / "db")
+    assert len(store.record([incident(), incident()], ["webhook", "console"])) == 1
+    assert store.record([incident()], ["webhook"]) == []
+    assert store.pending() == 2
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    """Exponential with jitter, capped."""
+    assert [backoff(n, rand=lambda: 1.0) for n in range(4)] == [1.0, 2.0, 4.0, 8.0]
+    assert backoff(30, rand=lambda: 0.0) == 150.0
