@@ -18,6 +18,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.monotonic() when the body had arrived
 
     def json(self) -> Any:
         """The body as JSON."""
@@ -48,7 +49,8 @@ class Recorder:
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
                 with recorder.lock:
-                    recorder.received.append(Received(self.path, dict(self.headers), body))
+                    recorder.received.append(
+                        Received(self.path, dict(self.headers), body, time.monotonic()))
                     status, headers, reply = (
                         recorder.responses.pop(0) if recorder.responses else (200, {}, b"ok")
                     )
