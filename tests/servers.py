@@ -50,7 +50,8 @@ class Recorder:
                 body = self.rfile.read(n)
                 with recorder.lock:
                     recorder.received.append(
-                        Received(self.path, dict(self.headers), body, time.monotonic()))
+                        Received(self.path, dict(self.headers), body, time.monotonic())
+                    )
                     status, headers, reply = (
                         recorder.responses.pop(0) if recorder.responses else (200, {}, b"ok")
                     )

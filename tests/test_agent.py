@@ -47,9 +47,14 @@ def agents(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
             a.kill9()
 
 
-def oom_kill(comm: str, *, wait_sampled_s: float = 0.0, extra: tuple[str, ...] = ()) -> int:
-    """OOM-kill a hog named `comm` in its own 32 MiB cgroup (removed after); its pid."""
-    name = f"oomwatch-test-{uuid.uuid4().hex[:8]}"
+def oom_kill(
+    comm: str, *, wait_sampled_s: float = 0.0, extra: tuple[str, ...] = (), inner: str = ""
+) -> int:
+    """OOM-kill a hog named `comm` in its own 32 MiB cgroup (removed after); its pid.
+
+    `inner` nests the cgroup (`docker/<id>`) to imitate a container runtime's layout.
+    """
+    name = f"oomwatch-test-{uuid.uuid4().hex[:8]}" + (f"/{inner}" if inner else "")
     with memory_cgroup(name, 32 * MIB) as cg, start_hog(cg, comm=comm, argv_extra=extra) as hog:
         time.sleep(wait_sampled_s)  # let the sampler see it alive (command line, user)
         hog.go()
@@ -95,6 +100,26 @@ def test_kill_reaches_the_webhook_with_enrichment(
     assert len(hook.wait_for(kill_of(pid), timeout_s=0)) == 1
     assert 'oomwatch_kills_total{constraint="CONSTRAINT_MEMCG",killer="kernel"}' in agent.metrics()
     assert agent.stop() == 0
+
+
+def test_container_identity_from_a_real_kill(
+    agents: Callable[..., AgentProcess], hook: Recorder
+) -> None:
+    """A kill in a cgroup laid out like Docker's names the container in the incident."""
+    cid = uuid.uuid4().hex * 2
+    agents(OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook").start()
+    pid = oom_kill("oomwatch-ctr", inner=f"docker/{cid}")
+    (got,) = hook.wait_for(kill_of(pid))
+    inc = got.json()["incident"]
+    assert inc["task_memcg"].endswith(f"/docker/{cid}")
+    assert inc["container"] == {
+        "runtime": "docker",
+        "id": cid,
+        "pod_uid": None,
+        "qos_class": None,
+        "systemd_unit": None,
+    }
+    assert inc["where"] == f"docker container {cid[:12]}"
 
 
 def test_kill9_loses_and_repeats_nothing(

@@ -147,3 +147,15 @@ def test_backoff_grows_and_is_capped() -> None:
     """Exponential with jitter, capped."""
     assert [backoff(n, rand=lambda: 1.0) for n in range(4)] == [1.0, 2.0, 4.0, 8.0]
     assert backoff(30, rand=lambda: 0.0) == 150.0
+
+
+def test_prune_keeps_what_is_pending(tmp_path: Path) -> None:
+    """Old incidents go once delivered; one still waiting for delivery stays."""
+    store = Store(tmp_path / "db")
+    old = Incident("kill:old", "k" * 20, "oom_kill", "firing", "critical", "old", 100.0, {})
+    waiting = Incident("kill:wait", "k" * 20, "oom_kill", "firing", "critical", "w", 100.0, {})
+    store.record([old, waiting], ["webhook"])
+    (d,) = [d for d in store.due(time.time()) if d.incident.id == "kill:old"]
+    store.sent(d.id)
+    assert store.prune(older_than=200.0) == 1
+    assert [i["id"] for i in store.incidents()] == ["kill:wait"]

@@ -29,6 +29,8 @@ from oomwatch.store import Store
 
 log = logging.getLogger("oomwatch")
 RESTART_DELAY_S = 2.0
+KEEP_INCIDENTS_S = 30 * 86400.0  # the state file stays small on a node that runs for years
+PRUNE_EVERY_S = 3600.0
 
 
 def build_notifiers(settings: Settings) -> dict[str, Notifier]:
@@ -218,8 +220,12 @@ class Agent:
 
     async def _sample_forever(self) -> None:
         interval = self.settings.sample_interval
+        pruned = 0.0
         while True:
             started = time.monotonic()
+            if started - pruned > PRUNE_EVERY_S:
+                pruned = started
+                self.store.prune(time.time() - KEEP_INCIDENTS_S)
             try:
                 snap = await asyncio.to_thread(self.sampler.sample)
             except Exception as e:

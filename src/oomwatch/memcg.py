@@ -64,17 +64,28 @@ def find_memory_controller(sys_root: Path = Path("/sys")) -> MemoryController | 
 
 @contextmanager
 def memory_cgroup(name: str, limit_bytes: int, sys_root: Path = Path("/sys")) -> Iterator[Path]:
-    """A fresh memory cgroup with a hard limit and no swap; removed on exit."""
+    """A fresh memory cgroup with a hard limit and no swap; removed on exit.
+
+    `name` may be a path (`test-1/docker/<id>`, `test-2/kubepods/burstable/pod<uid>/<id>`)
+    to imitate a container runtime's layout; every level it creates is removed.
+    """
     ctl = find_memory_controller(sys_root)
     if ctl is None:
         raise UsageError("this machine has no memory cgroup controller (v1 or v2)")
     if os.geteuid() != 0:
         raise UsageError("creating a memory cgroup needs root")
     path = ctl.root / name
-    path.mkdir()
+    levels = [ctl.root / Path(*Path(name).parts[: i + 1]) for i in range(len(Path(name).parts))]
+    if levels[0].exists():
+        raise UsageError(f"cgroup {levels[0]} exists already")
+    created: list[Path] = []
     try:
+        for level in levels:
+            if ctl.version == 2:
+                _enable_memory_v2(level.parent)
+            level.mkdir()
+            created.append(level)
         if ctl.version == 2:
-            _enable_memory_v2(ctl.root)
             (path / "memory.max").write_text(str(limit_bytes))
             swap = path / "memory.swap.max"
             if swap.exists():
@@ -86,7 +97,8 @@ def memory_cgroup(name: str, limit_bytes: int, sys_root: Path = Path("/sys")) ->
                 memsw.write_text(str(limit_bytes))
         yield path
     finally:
-        remove_cgroup(path)
+        for level in reversed(created):
+            remove_cgroup(level)
 
 
 def remove_cgroup(path: Path, timeout_s: float = 10.0) -> None:

@@ -12,6 +12,7 @@ import os
 import pwd
 import threading
 import time
+from array import array
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,9 @@ class Snapshot:
 @dataclass(slots=True)
 class _Entry:
     info: ProcInfo
-    history: deque[tuple[float, int]]
+    # RSS in kB at the last samples this process was alive for (4 bytes each: the
+    # cache holds every process of the node)
+    history: array[int]
     last_seen: float
 
 
@@ -93,6 +96,7 @@ class PidCache:
     max_entries: int = 8192
     keep_dead_s: float = 300.0
     history: int = 30
+    _times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     _entries: OrderedDict[int, _Entry] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -100,10 +104,20 @@ class PidCache:
         """A process's details and RSS history (time, kB), alive or recently dead."""
         with self._lock:
             e = self._entries.get(pid)
-            return (e.info, list(e.history)) if e else None
+            if e is None:
+                return None
+            # a process is in every sample from its start to its end, so its values
+            # are the last ones of the samples up to when it was last seen
+            times = [t for t in self._times if t <= e.last_seen][-len(e.history) :]
+            return e.info, list(zip(times, e.history, strict=False))
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def note_sample(self, t: float) -> None:
+        """A sample starts at time t."""
+        with self._lock:
+            self._times.append(t)
 
     def entry(self, pid: int) -> _Entry | None:
         """The raw entry of a pid (for the sampler)."""
@@ -149,6 +163,7 @@ class Sampler:
     def sample(self) -> Snapshot:
         """Read everything once (run it off the event loop: it reads many small files)."""
         now = time.time()
+        self.cache.note_sample(now)
         vm = psutil.virtual_memory()
         sw = psutil.swap_memory()
         some, full = self._psi()
@@ -205,7 +220,7 @@ class Sampler:
             e = cache.entry(pid)
             if e is None or e.info.start_ticks != start:
                 info = self._describe(pid, start, comm, rss_kb)
-                e = _Entry(info, deque(maxlen=cache.history), now)
+                e = _Entry(info, array("I"), now)
             else:
                 old = e.info
                 e.info = ProcInfo(
@@ -218,7 +233,9 @@ class Sampler:
                     old.cgroup,
                     rss_kb,
                 )
-            e.history.append((now, rss_kb))
+            e.history.append(min(rss_kb, 0xFFFFFFFF))
+            if len(e.history) > cache.history:
+                del e.history[0]
             e.last_seen = now
             cache.put(pid, e)
             seen.append(e.info)

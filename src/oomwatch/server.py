@@ -14,6 +14,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from oomwatch.store import read_incidents
+
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
@@ -87,28 +89,12 @@ def serve(
 
 
 def _incidents(db_path: Path, since: float) -> list[dict[str, Any]]:
+    # a connection of this thread's own, read-only: the loop's one is not shared
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        rows = db.execute(
-            "SELECT id, key, kind, status, severity, title, detected_at, body FROM incidents "
-            "WHERE detected_at >= ? ORDER BY detected_at DESC LIMIT 200",
-            (since,),
-        ).fetchall()
+        return read_incidents(db, since, 200)
     finally:
         db.close()
-    return [
-        {
-            "id": r[0],
-            "key": r[1],
-            "kind": r[2],
-            "status": r[3],
-            "severity": r[4],
-            "title": r[5],
-            "detected_at": r[6],
-            "incident": json.loads(r[7]),
-        }
-        for r in rows
-    ]
 
 
 def _reply(

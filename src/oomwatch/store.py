@@ -188,31 +188,51 @@ class Store:
             (state, error, delivery_id),
         )
 
+    def prune(self, older_than: float) -> int:
+        """Forget incidents detected before `older_than` whose deliveries are all finished."""
+        with self._tx():
+            self.db.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND incident_id IN (SELECT id FROM "
+                "incidents WHERE detected_at < ?)",
+                (older_than,),
+            )
+            cur = self.db.execute(
+                "DELETE FROM incidents WHERE detected_at < ? AND id NOT IN "
+                "(SELECT incident_id FROM outbox)",
+                (older_than,),
+            )
+        return cur.rowcount
+
     # -- queries ---------------------------------------------------------------------------
 
     def incidents(self, since: float = 0.0, limit: int = 100) -> list[dict[str, Any]]:
         """Recent incidents, newest first, as the HTTP API shows them."""
-        rows = self.db.execute(
-            "SELECT id, key, kind, status, severity, title, detected_at, body FROM incidents "
-            "WHERE detected_at >= ? ORDER BY detected_at DESC LIMIT ?",
-            (since, limit),
-        ).fetchall()
-        return [
-            {
-                "id": r[0],
-                "key": r[1],
-                "kind": r[2],
-                "status": r[3],
-                "severity": r[4],
-                "title": r[5],
-                "detected_at": r[6],
-                "incident": json.loads(r[7]),
-            }
-            for r in rows
-        ]
+        return read_incidents(self.db, since, limit)
 
     def _tx(self) -> _Transaction:
         return _Transaction(self.db)
+
+
+def read_incidents(db: sqlite3.Connection, since: float, limit: int) -> list[dict[str, Any]]:
+    """Incidents detected since `since`, newest first (for the API and for tests)."""
+    rows = db.execute(
+        "SELECT id, key, kind, status, severity, title, detected_at, body FROM incidents "
+        "WHERE detected_at >= ? ORDER BY detected_at DESC LIMIT ?",
+        (since, limit),
+    ).fetchall()
+    return [
+        {
+            "id": r[0],
+            "key": r[1],
+            "kind": r[2],
+            "status": r[3],
+            "severity": r[4],
+            "title": r[5],
+            "detected_at": r[6],
+            "incident": json.loads(r[7]),
+        }
+        for r in rows
+    ]
 
 
 class _Transaction:

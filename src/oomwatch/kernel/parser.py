@@ -329,7 +329,8 @@ class OomParser:
         self._touch(r, line)
 
     def _on_killed(self, line: KernelLine, killed: msg.KilledLine, out: list[OomKill]) -> None:
-        if not killed.complete and line.fmt != "kmsg":
+        if not killed.complete and line.fmt not in ("kmsg", "journal-json"):
+            # only a pasted or saved log is hand-wrapped; a live record is always whole
             self._pending_kill = (line, killed)
             return
         self._emit_kill(line, killed, out)
