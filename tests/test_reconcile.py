@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from oomwatch.agent import Reconciler
 from oomwatch.kernel.scan import LogScanner
 from oomwatch.model import OomKill
+from oomwatch.reconcile import CgroupReconciler, Reconciler
+from oomwatch.sampler import CgroupMem
 
 
 def kill(uptime: float) -> OomKill:
@@ -43,3 +44,43 @@ def test_fresh_start_ignores_replayed_history() -> None:
     r.saw(kill(150.0))
     assert r.check(4) == 0
     assert r.check(4) == 0
+
+
+def cg(path: str, kills: int) -> CgroupMem:
+    """A limited cgroup with its oom_kill counter."""
+    return CgroupMem(path, 1, 2, kills)
+
+
+def kill_in(path: str) -> OomKill:
+    """A kernel kill whose task was in `path`."""
+    (k,) = LogScanner().scan_lines(
+        [
+            f"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+            f"oom_memcg={path},task_memcg={path},task=x,pid=9,uid=0",
+            "Memory cgroup out of memory: Killed process 9 (x) total-vm:1kB, anon-rss:1kB, "
+            "file-rss:1kB, shmem-rss:0kB",
+        ]
+    )
+    return k
+
+
+def test_cgroup_counter_shortfall_reported_once_at_the_deepest() -> None:
+    """A kill missing from the log in /pod/ctr is reported there, not again for /pod."""
+    r = CgroupReconciler()
+    assert r.check([cg("/pod", 0), cg("/pod/ctr", 0)]) == []
+    r.saw(kill_in("/pod/ctr"))
+    assert r.check([cg("/pod", 1), cg("/pod/ctr", 1)]) == []  # seen: nothing missing
+    assert r.check([cg("/pod", 2), cg("/pod/ctr", 2)]) == []  # first sight of a shortfall
+    (u,) = r.check([cg("/pod", 2), cg("/pod/ctr", 2)])
+    assert (u.path, u.missing, u.counter) == ("/pod/ctr", 1, 2)
+    assert r.check([cg("/pod", 2), cg("/pod/ctr", 2)]) == []
+
+
+def test_cgroup_first_seen_is_the_baseline() -> None:
+    """Kills before a cgroup was first seen are not this run's to report."""
+    r = CgroupReconciler()
+    assert r.check([cg("/a", 7)]) == []
+    assert r.check([cg("/a", 7)]) == []
+    r.saw(kill_in("/a"))
+    assert r.check([cg("/a", 8)]) == []
+    assert r.check([cg("/a", 8)]) == []

@@ -20,6 +20,7 @@ from oomwatch.kernel.scan import LogScanner
 from oomwatch.metrics import Metrics
 from oomwatch.model import OomKill
 from oomwatch.notify import Notifier
+from oomwatch.reconcile import CgroupReconciler, Reconciler
 from oomwatch.sampler import Sampler, Snapshot
 from oomwatch.server import HealthState, make_app, serve
 from oomwatch.settings import Settings
@@ -60,49 +61,6 @@ def protect_self(proc_root: Path, adj: int) -> None:
         log.warning("could not set oom_score_adj to %d: %s", adj, e.strerror)
 
 
-class Reconciler:
-    """Compares the kernel's OOM-kill counter with the kills read from the log.
-
-    `accounted` is the counter value up to which every kill was either read or
-    reported as unseen; it is saved with the cursor, so a restart (same boot)
-    reconciles the downtime too.
-    """
-
-    def __init__(self, accounted: int | None, count_after: float | None) -> None:
-        self.accounted = accounted
-        self.seen = 0
-        # on a fresh start, kills replayed from before it are history, not new kills
-        self.count_after = count_after
-        self._suspect: int | None = None
-
-    def saw(self, k: OomKill) -> None:
-        """A kernel kill read from the log."""
-        if self.count_after is None or (k.uptime_s or 0.0) > self.count_after:
-            self.seen += 1
-
-    def check(self, counter: int | None) -> int:
-        """Kills missing from the log; reported only when two checks in a row agree."""
-        if counter is None:
-            return 0
-        if self.accounted is None:
-            self.accounted = counter
-            return 0
-        missing = counter - self.accounted - self.seen
-        if missing <= 0:
-            self._suspect = None
-            return 0
-        if self._suspect != counter:
-            self._suspect = counter  # the log may lag the counter by a moment
-            return 0
-        self.accounted += missing
-        self._suspect = None
-        return missing
-
-    def state(self) -> int | None:
-        """The value to save with the cursor."""
-        return None if self.accounted is None else self.accounted + self.seen
-
-
 class Agent:
     """The wiring of the pipeline; `run()` until `stop` is set."""
 
@@ -123,6 +81,7 @@ class Agent:
         self.health = HealthState(stale_after_s=max(3 * settings.sample_interval, 30.0))
         self.follower: Follower | None = None
         self.reconciler: Reconciler | None = None
+        self.cgroup_reconciler = CgroupReconciler()
 
     # -- running -------------------------------------------------------------------------
 
@@ -203,6 +162,8 @@ class Agent:
             self.metrics.kills.labels(k.killer, k.constraint or "none").inc()
             if k.killer == "kernel" and self.reconciler is not None:
                 self.reconciler.saw(k)
+            if k.killer == "kernel":
+                self.cgroup_reconciler.saw(k)
             incidents.append(self.builder.kill(k))
         safe = not scanner.parser.needs_context
         self._store(incidents, source=source, cursor=batch.cursor if safe else None)
@@ -239,6 +200,14 @@ class Agent:
     def _after_sample(self, snap: Snapshot) -> None:
         self.builder.snapshot = snap
         incidents = [self.builder.condition(c) for c in self.conditions.update(snap)]
+        for u in self.cgroup_reconciler.check(snap.cgroups):
+            self.metrics.unseen_kills.inc(u.missing)
+            log.warning("%d OOM kills in %s were not in the log", u.missing, u.path)
+            incidents.append(
+                self.builder.unseen(u.missing, "memory.events oom_kill", u.path, u.counter)
+            )
+            if self.reconciler is not None:
+                self.reconciler.absorb(u.missing)
         if self.reconciler is not None:
             missing = self.reconciler.check(snap.vmstat_oom_kill)
             if missing:
