@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from oomwatch.conditions import Conditions
+from oomwatch.config import RouteConfig, effective, load_file
 from oomwatch.delivery.dispatcher import Dispatcher
 from oomwatch.errors import UsageError
 from oomwatch.incidents import HostInfo, Incident, IncidentBuilder
@@ -20,7 +21,10 @@ from oomwatch.kernel.scan import LogScanner
 from oomwatch.metrics import Metrics
 from oomwatch.model import OomKill
 from oomwatch.notify import Notifier
+from oomwatch.notify.build import make_notifier
+from oomwatch.notify.slack import ThreadStore
 from oomwatch.reconcile import CgroupReconciler, Reconciler
+from oomwatch.routing import route
 from oomwatch.sampler import Sampler, Snapshot
 from oomwatch.server import HealthState, make_app, serve
 from oomwatch.settings import Settings
@@ -34,23 +38,14 @@ KEEP_INCIDENTS_S = 30 * 86400.0  # the state file stays small on a node that run
 PRUNE_EVERY_S = 3600.0
 
 
-def build_notifiers(settings: Settings) -> dict[str, Notifier]:
-    """The receivers the settings name; the console when none is named."""
-    notifiers: dict[str, Notifier] = {}
-    if settings.jsonl_path is not None:
-        from oomwatch.notify.jsonl import JsonlNotifier
-
-        notifiers["jsonl"] = JsonlNotifier(settings.jsonl_path)
-    url = settings.webhook
-    if url:
-        from oomwatch.notify.webhook import WebhookNotifier
-
-        notifiers["webhook"] = WebhookNotifier(url)
-    if settings.console or (settings.console is None and not notifiers):
-        from oomwatch.notify.console import ConsoleNotifier
-
-        notifiers["console"] = ConsoleNotifier()
-    return notifiers
+def build_notifiers(
+    settings: Settings, store: ThreadStore | None = None
+) -> tuple[dict[str, Notifier], RouteConfig]:
+    """Notifiers of the file's and the environment's receivers, and the routing tree."""
+    file = load_file(settings.config) if settings.config else None
+    eff = effective(settings, file)
+    notifiers = {r.name: make_notifier(r, store) for r in eff.receivers}
+    return notifiers, eff.route or RouteConfig(receivers=list(notifiers))
 
 
 def protect_self(proc_root: Path, adj: int) -> None:
@@ -74,7 +69,10 @@ class Agent:
         self.host = HostInfo.current(self.boot_id, settings.hostname)
         self.builder = IncidentBuilder(self.host, self.sampler.cache)
         self.conditions = Conditions(settings.thresholds)
-        self.notifiers = notifiers if notifiers is not None else build_notifiers(settings)
+        if notifiers is None:
+            self.notifiers, self.route = build_notifiers(settings, self.store)
+        else:
+            self.notifiers, self.route = notifiers, RouteConfig(receivers=list(notifiers))
         self.dispatcher = Dispatcher(
             self.store, self.notifiers, self.metrics, max_age_s=settings.delivery_max_age_s
         )
@@ -173,7 +171,7 @@ class Agent:
             "boot_id": self.boot_id,
             "oom_kill_accounted": self.reconciler.state() if self.reconciler else None,
         }
-        new = self.store.record(incidents, self.notifiers, extra=extra, **where)
+        new = self.store.record(incidents, lambda inc: route(self.route, inc), extra=extra, **where)
         for inc in new:
             self.metrics.incidents.labels(inc.kind).inc()
         if new:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE (incident_id, receiver)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+CREATE TABLE IF NOT EXISTS threads (
+    receiver TEXT NOT NULL,
+    key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (receiver, key)
+);
 """
 
 
@@ -74,6 +83,8 @@ class Store:
         # loss can drop the last transactions.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        # notifiers running in worker threads (Slack, SMTP) use the threads table too
+        self.lock = threading.RLock()
 
     def close(self) -> None:
         """Close the database."""
@@ -93,7 +104,7 @@ class Store:
     def record(
         self,
         incidents: Sequence[Incident],
-        receivers: Iterable[str],
+        receivers: Iterable[str] | Callable[[Incident], Iterable[str]],
         *,
         source: str | None = None,
         cursor: str | None = None,
@@ -102,7 +113,14 @@ class Store:
         """Store incidents, their outbox rows and the cursor in one transaction; return new ones."""
         now = time.time()
         new: list[Incident] = []
-        receivers = list(receivers)
+        if callable(receivers):
+            route = receivers
+        else:
+            fixed = list(receivers)
+
+            def route(_: Incident) -> Iterable[str]:
+                return fixed
+
         with self._tx():
             for inc in incidents:
                 cur = self.db.execute(
@@ -124,7 +142,7 @@ class Store:
                 self.db.executemany(
                     "INSERT OR IGNORE INTO outbox (incident_id, receiver, next_at, created) "
                     "VALUES (?, ?, ?, ?)",
-                    [(inc.id, r, now, now) for r in receivers],
+                    [(inc.id, r, now, now) for r in route(inc)],
                 )
             if source is not None and cursor is not None:
                 self.db.execute(
@@ -210,7 +228,27 @@ class Store:
         return read_incidents(self.db, since, limit)
 
     def _tx(self) -> _Transaction:
-        return _Transaction(self.db)
+        return _Transaction(self.db, self.lock)
+
+    # -- Slack threads -------------------------------------------------------------------
+
+    def thread(self, receiver: str, key: str) -> tuple[str, str, int] | None:
+        """(channel, ts, count) of the first message posted for `key`."""
+        with self.lock:
+            row = self.db.execute(
+                "SELECT channel, ts, count FROM threads WHERE receiver = ? AND key = ?",
+                (receiver, key),
+            ).fetchone()
+        return (row[0], row[1], int(row[2])) if row else None
+
+    def save_thread(self, receiver: str, key: str, channel: str, ts: str, count: int) -> None:
+        """Record the first message of `key`, or its new count."""
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO threads VALUES (?, ?, ?, ?, ?) ON CONFLICT (receiver, key) DO "
+                "UPDATE SET count = excluded.count",
+                (receiver, key, channel, ts, count),
+            )
 
 
 def read_incidents(db: sqlite3.Connection, since: float, limit: int) -> list[dict[str, Any]]:
@@ -236,11 +274,16 @@ def read_incidents(db: sqlite3.Connection, since: float, limit: int) -> list[dic
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
         self.db = db
+        self.lock = lock
 
     def __enter__(self) -> None:
+        self.lock.acquire()
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()

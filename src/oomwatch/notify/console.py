@@ -12,9 +12,8 @@ from oomwatch.render.escape import terminal
 class ConsoleNotifier:
     """Prints incidents for a person watching `oomwatch run` (the default receiver)."""
 
-    name = "console"
-
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, name: str = "console") -> None:
+        self.name = name
         self.stream = stream or sys.stdout
 
     async def send(self, incident: Incident, delivery_key: str) -> None:

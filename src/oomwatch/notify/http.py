@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import email.utils
 import time
+from typing import Any
 
 import httpx
 
-from oomwatch.notify import NotifyError
+from oomwatch.notify import NotifyError, redact_url
 
 
 def classify(resp: httpx.Response, what: str) -> None:
@@ -47,3 +48,17 @@ def retry_after(resp: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
+
+
+async def post(client: httpx.AsyncClient, url: str, what: str, **kwargs: Any) -> None:
+    """One POST, its failures translated into NotifyError (the URL redacted)."""
+    label = f"{what} {redact_url(url)}"
+    try:
+        resp = await client.post(url, **kwargs)
+    except httpx.TimeoutException:
+        raise NotifyError(f"{label}: timed out", retryable=True, reason="timeout") from None
+    except httpx.HTTPError as e:
+        raise NotifyError(
+            f"{label}: {type(e).__name__}", retryable=True, reason="connection"
+        ) from None
+    classify(resp, label)

@@ -13,9 +13,8 @@ from oomwatch.notify import NotifyError
 class JsonlNotifier:
     """Appends payloads to a file (flushed and synced, so a crash loses no line)."""
 
-    name = "jsonl"
-
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, name: str = "jsonl") -> None:
+        self.name = name
         self.path = path
 
     async def send(self, incident: Incident, delivery_key: str) -> None:
