@@ -30,6 +30,8 @@ class Recorder:
     """A webhook receiver: answers with `responses` in turn (then 200), records every request."""
 
     responses: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    # answers by request when set (like a real API), else `responses` in turn, then 200
+    responder: Callable[[Received], tuple[int, dict[str, str], bytes]] | None = None
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -48,13 +50,15 @@ class Recorder:
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
+                got = Received(self.path, dict(self.headers), body, time.monotonic())
                 with recorder.lock:
-                    recorder.received.append(
-                        Received(self.path, dict(self.headers), body, time.monotonic())
-                    )
-                    status, headers, reply = (
-                        recorder.responses.pop(0) if recorder.responses else (200, {}, b"ok")
-                    )
+                    recorder.received.append(got)
+                    if recorder.responses:
+                        status, headers, reply = recorder.responses.pop(0)
+                    elif recorder.responder is not None:
+                        status, headers, reply = recorder.responder(got)
+                    else:
+                        status, headers, reply = 200, {}, b"ok"
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)

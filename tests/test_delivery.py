@@ -18,7 +18,7 @@ from oomwatch.store import Store
 from tests.agentproc import free_port
 from tests.servers import Recorder
 
-SECRET = "T0KEN-s3cret"  # noqa: S105 - the fake secret the tests look for
+SECRET = "T0KEN-s3cret"
 
 
 @pytest.fixture

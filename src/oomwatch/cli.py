@@ -12,7 +12,8 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import BinaryIO, TextIO
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
 
 from oomwatch import __version__
 from oomwatch.errors import InputError, OomwatchError, UsageError
@@ -111,7 +112,131 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     drill.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
     drill.set_defaults(func=cmd_drill)
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate the config file and environment",
+        description="Validate the config file (--config or OOMWATCH_CONFIG) "
+        "and the OOMWATCH_* variables; print the receivers (secrets masked) "
+        "and the routing tree.",
+    )
+    check.add_argument("--config", type=Path, metavar="FILE")
+    check.set_defaults(func=cmd_check_config)
+
+    test = sub.add_parser(
+        "test-notify",
+        help="send a sample incident to the receivers",
+        description="Send a realistic sample OOM-kill incident to every "
+        "receiver (or the one named) and print what each answered.",
+    )
+    test.add_argument("receiver", nargs="?", metavar="RECEIVER")
+    test.add_argument("--config", type=Path, metavar="FILE")
+    test.set_defaults(func=cmd_test_notify)
     return p
+
+
+def _settings_with(config: Path | None) -> Any:
+    from oomwatch.settings import load_settings
+
+    settings = load_settings()
+    if config is not None:
+        settings = settings.model_copy(update={"config": config})
+    return settings
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """`oomwatch check-config`: validate, then show the effective receivers and routes."""
+    from oomwatch.config import effective, load_file
+    from oomwatch.notify.build import make_notifier
+
+    settings = _settings_with(args.config)
+    file = load_file(settings.config) if settings.config else None
+    eff = effective(settings, file)
+    for r in eff.receivers:
+        make_notifier(r)  # reads every secret file: a missing one is reported here
+    print(f"config: {settings.config or '(none: receivers from the environment)'}")
+    print("receivers:")
+    for r in eff.receivers:
+        print(f"  {r.name}: {r.kind} {_describe(r)}")
+    print("routes:")
+    if eff.route is not None:
+        _print_route(eff.route, 1)
+    return EXIT_OK
+
+
+def _describe(r: Any) -> str:
+    from oomwatch.config import mask
+    from oomwatch.notify import redact_url
+
+    kind = r.kind
+    c: Any = getattr(r, kind, None)
+    if kind == "slack":
+        if c.token or c.token_file:
+            return (
+                f"(bot token {mask(c.token) or 'from ' + str(c.token_file)}, channel "
+                f"{c.channel}, api {c.api_url})"
+            )
+        return f"(incoming webhook {redact_url(c.webhook_url) if c.webhook_url else 'from file'})"
+    if kind == "webhook":
+        url = redact_url(c.url) if c.url else f"from {c.url_file}"
+        return f"({url}{', signed' if c.hmac_secret or c.hmac_secret_file else ''})"
+    if kind == "pagerduty":
+        return f"(routing key {mask(c.routing_key) or 'from file'}, {redact_url(c.url)})"
+    if kind == "opsgenie":
+        return f"(api key {mask(c.api_key) or 'from file'}, {redact_url(c.url)})"
+    if kind == "alertmanager":
+        return f"({c.url})"
+    if kind == "email":
+        return f"({c.smtp_host}:{c.smtp_port} {c.security}, to {', '.join(c.to)})"
+    if kind == "jsonl":
+        return f"({r.jsonl})"
+    return ""
+
+
+def _print_route(node: Any, depth: int) -> None:
+    pad = "  " * depth
+    match = " ".join(f"{m.label}{m.op}{m.value}" for m in node.matchers) or "(everything)"
+    cont = " continue" if node.continue_ else ""
+    print(f"{pad}- match {match} -> {', '.join(node.receivers) or '(children)'}{cont}")
+    for child in node.routes:
+        _print_route(child, depth + 1)
+
+
+def cmd_test_notify(args: argparse.Namespace) -> int:
+    """`oomwatch test-notify`: one sample incident to each receiver, with the outcome."""
+    import asyncio
+
+    from oomwatch.config import effective, load_file
+    from oomwatch.notify import NotifyError
+    from oomwatch.notify.build import make_notifier
+    from oomwatch.sample import sample_incident
+
+    settings = _settings_with(args.config)
+    file = load_file(settings.config) if settings.config else None
+    receivers = effective(settings, file).receivers
+    if args.receiver:
+        receivers = [r for r in receivers if r.name == args.receiver]
+        if not receivers:
+            raise UsageError(f"no receiver named {args.receiver!r}")
+    incident = sample_incident(settings.hostname)
+    failed = 0
+
+    async def run() -> None:
+        nonlocal failed
+        for r in receivers:
+            notifier = make_notifier(r)
+            try:
+                await notifier.send(incident, f"{incident.id}/{r.name}")
+            except NotifyError as e:
+                failed += 1
+                print(f"{r.name}: FAILED: {e}")
+            else:
+                print(f"{r.name}: ok")
+            finally:
+                await notifier.aclose()
+
+    asyncio.run(run())
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:

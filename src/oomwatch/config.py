@@ -220,7 +220,10 @@ def load_file(path: Path) -> FileConfig:
     except OSError as e:
         raise UsageError(f"cannot read config {path}: {e.strerror}") from e
     except yaml.YAMLError as e:
-        raise UsageError(f"config {path} is not valid YAML: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UsageError(f"config {path} is not valid YAML: {where}{problem}") from None
     if not isinstance(raw, dict):
         raise UsageError(f"config {path}: expected a mapping at the top")
     try:

@@ -91,7 +91,11 @@ class EmailNotifier:
                 if self.security == "starttls":
                     smtp.starttls(context=self.context)
                 if self.username:
-                    smtp.login(self.username, self.password or "")
+                    try:
+                        smtp.login(self.username, self.password or "")
+                    except smtplib.SMTPServerDisconnected:
+                        # servers hang up on a refused login once every mechanism failed
+                        raise smtplib.SMTPAuthenticationError(535, b"disconnected") from None
                 smtp.send_message(msg)
         except smtplib.SMTPAuthenticationError as e:
             raise NotifyError(
