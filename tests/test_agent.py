@@ -5,6 +5,7 @@ Root only (memory cgroups, /dev/kmsg); skipped elsewhere with the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -63,13 +64,16 @@ def oom_kill(
 
 
 def kill_of(pid: int) -> Callable[[Received], bool]:
-    """Matches the webhook delivery of the kill of `pid`."""
+    """Matches the delivery of the kill of `pid`: its own, or a follow-up naming it."""
 
     def match(r: Received) -> bool:
-        body = r.json()
-        return bool(
-            body["incident"].get("kind") == "oom_kill" and body["incident"]["victim"]["pid"] == pid
-        )
+        inc = r.json()["incident"]
+        if inc.get("kind") != "oom_kill":
+            return False
+        follow = inc.get("followup")
+        if follow is not None:
+            return str(pid) in follow["pids"]
+        return bool(inc["victim"]["pid"] == pid)
 
     return match
 
@@ -293,6 +297,8 @@ def test_file_source_survives_rotation(
         OOMWATCH_SOURCE="file",
         OOMWATCH_LOG_FILE=str(log),
         OOMWATCH_FIRST_START="all",
+        # the four kills share a key: a short group interval sends repeats in follow-ups
+        OOMWATCH_GROUP_INTERVAL_S="0.5",
     ).start()
     assert hook.wait_for(kill_of(101))
     os.rename(log, logdir / "kern.log.1")  # rotation by rename ...
@@ -365,3 +371,83 @@ def test_drill_end_to_end(agents: Callable[..., AgentProcess]) -> None:
     )
     assert down.returncode == 1
     assert "no ready agent at" in down.stderr
+
+
+def slack_like(r: Received) -> tuple[int, dict[str, str], bytes]:
+    """Answers like Slack's Web API: every message gets a new ts."""
+    if r.path.endswith("/chat.postMessage"):
+        return (
+            200,
+            {},
+            json.dumps({"ok": True, "channel": "C1", "ts": f"{time.time():.6f}"}).encode(),
+        )
+    return 200, {}, b'{"ok": true}'
+
+
+def test_storm_to_slack_is_one_message_a_thread_and_no_mention(
+    agents: Callable[..., AgentProcess],
+) -> None:
+    """Real kills of a process named <!channel>: one escaped message, repeats in its thread."""
+    slack = Recorder(responder=slack_like).start()
+    try:
+        agents(
+            OOMWATCH_SLACK_BOT_TOKEN="xoxb-test",
+            OOMWATCH_SLACK_CHANNEL="#oom",
+            OOMWATCH_SLACK_API_URL=f"{slack.url}/api/",
+            OOMWATCH_GROUP_INTERVAL_S="3",
+        ).start()
+        name = f"oomwatch-test-{uuid.uuid4().hex[:8]}"
+        pids = []
+        with memory_cgroup(name, 32 * MIB) as cg:
+            for _ in range(4):
+                with start_hog(cg, comm="<!channel>") as hog:
+                    hog.go()
+                    assert hog.wait() == -9
+                    pids.append(hog.pid)
+        posts = slack.wait_for(
+            lambda r: r.path.endswith("/chat.postMessage"), count=2, timeout_s=20
+        )
+        first, follow = (r.json() for r in posts[:2])
+        assert "thread_ts" not in first
+        assert "<!channel>" not in json.dumps(first)
+        assert "&lt;!channel&gt;" in first["text"]
+        assert follow["thread_ts"]  # a reply in the first message's thread
+        text = json.dumps(follow)
+        assert "3 more OOM kills of &lt;!channel&gt;" in text
+        for pid in pids[1:]:
+            assert str(pid) in text
+        assert slack.wait_for(lambda r: r.path.endswith("/chat.update"))
+        time.sleep(1)
+        assert len([r for r in slack.received if r.path.endswith("/chat.postMessage")]) == 2
+    finally:
+        slack.stop()
+
+
+def test_kill9_mid_delivery_is_delivered_again_with_the_same_key(
+    agents: Callable[..., AgentProcess],
+) -> None:
+    """A kill -9 while the webhook answers: after a restart, sent again with the same key.
+
+    Delivery is at least once and never lost; the Idempotency-Key lets the receiver
+    drop the repeat.
+    """
+    slow = {"delay": 3.0}
+
+    def answer(r: Received) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(slow["delay"])
+        return 200, {}, b"ok"
+
+    hook = Recorder(responder=answer).start()
+    try:
+        env = {"OOMWATCH_WEBHOOK_URL": f"{hook.url}/hook"}
+        first = agents(**env).start()
+        pid = oom_kill("oomwatch-mid")
+        assert hook.wait_for(kill_of(pid), timeout_s=10)  # arrived, answer still pending
+        first.kill9()
+        slow["delay"] = 0.0
+        agents(**env).start()
+        got = hook.wait_for(kill_of(pid), count=2, timeout_s=20)
+        assert len(got) == 2
+        assert len({r.headers["Idempotency-Key"] for r in got}) == 1
+    finally:
+        hook.stop()

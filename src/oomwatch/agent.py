@@ -14,7 +14,7 @@ from typing import Any
 
 from oomwatch.conditions import Conditions
 from oomwatch.config import RouteConfig, effective, load_file
-from oomwatch.delivery.dispatcher import Dispatcher
+from oomwatch.delivery.dispatcher import Dispatcher, Policy
 from oomwatch.errors import UsageError
 from oomwatch.incidents import HostInfo, Incident, IncidentBuilder
 from oomwatch.kernel.scan import LogScanner
@@ -34,18 +34,27 @@ from oomwatch.store import Store
 
 log = logging.getLogger("oomwatch")
 RESTART_DELAY_S = 2.0
+SLACK_MIN_GAP_S = 1.0  # Slack allows about one message a second per channel
 KEEP_INCIDENTS_S = 30 * 86400.0  # the state file stays small on a node that runs for years
 PRUNE_EVERY_S = 3600.0
 
 
 def build_notifiers(
     settings: Settings, store: ThreadStore | None = None
-) -> tuple[dict[str, Notifier], RouteConfig]:
-    """Notifiers of the file's and the environment's receivers, and the routing tree."""
+) -> tuple[dict[str, Notifier], RouteConfig, dict[str, Policy]]:
+    """Notifiers of the file's and the environment's receivers, the routes, and the policies."""
     file = load_file(settings.config) if settings.config else None
     eff = effective(settings, file)
     notifiers = {r.name: make_notifier(r, store) for r in eff.receivers}
-    return notifiers, eff.route or RouteConfig(receivers=list(notifiers))
+    policies = {
+        r.name: Policy(
+            group_interval=r.group_interval or settings.group_interval_s,
+            repeat_interval=r.repeat_interval or settings.repeat_interval_s,
+            min_gap_s=SLACK_MIN_GAP_S if r.kind == "slack" else 0.0,
+        )
+        for r in eff.receivers
+    }
+    return notifiers, eff.route or RouteConfig(receivers=list(notifiers)), policies
 
 
 def protect_self(proc_root: Path, adj: int) -> None:
@@ -70,11 +79,19 @@ class Agent:
         self.builder = IncidentBuilder(self.host, self.sampler.cache)
         self.conditions = Conditions(settings.thresholds)
         if notifiers is None:
-            self.notifiers, self.route = build_notifiers(settings, self.store)
+            self.notifiers, self.route, policies = build_notifiers(settings, self.store)
         else:
-            self.notifiers, self.route = notifiers, RouteConfig(receivers=list(notifiers))
+            self.notifiers, self.route, policies = (
+                notifiers,
+                RouteConfig(receivers=list(notifiers)),
+                {},
+            )
         self.dispatcher = Dispatcher(
-            self.store, self.notifiers, self.metrics, max_age_s=settings.delivery_max_age_s
+            self.store,
+            self.notifiers,
+            self.metrics,
+            max_age_s=settings.delivery_max_age_s,
+            policies=policies,
         )
         self.health = HealthState(stale_after_s=max(3 * settings.sample_interval, 30.0))
         self.follower: Follower | None = None

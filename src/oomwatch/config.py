@@ -129,6 +129,8 @@ class ReceiverConfig(_Strict):
     email: EmailConfig | None = None
     console: bool = False
     jsonl: Path | None = None
+    group_interval: float | None = Field(None, gt=0)
+    repeat_interval: float | None = Field(None, gt=0)
 
     @property
     def kind(self) -> str:

@@ -52,7 +52,14 @@ class Incident:
 
     def payload(self) -> dict[str, Any]:
         """The versioned webhook payload (docs/webhook.md)."""
-        return {"version": 1, "status": self.status, "key": self.key, "incident": self.body}
+        return {
+            "version": 1,
+            "status": self.status,
+            "key": self.key,
+            "id": self.id,
+            "title": self.title,
+            "incident": self.body,
+        }
 
 
 def fingerprint(*parts: str | None) -> str:

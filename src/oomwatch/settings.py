@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     oom_score_adj: int = Field(-900, ge=-1000, le=1000)
     hostname: str | None = None
     delivery_max_age_s: float = Field(24 * 3600, gt=0)
+    group_interval_s: float = Field(300.0, gt=0)
+    repeat_interval_s: float = Field(4 * 3600.0, gt=0)
     thresholds: Thresholds = Thresholds()
 
     @field_validator("listen")

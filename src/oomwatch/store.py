@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oomwatch.delivery.grouping import GroupState
 from oomwatch.incidents import Incident
 
 SCHEMA = """
@@ -49,6 +50,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE (incident_id, receiver)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+CREATE TABLE IF NOT EXISTS groups (
+    receiver TEXT NOT NULL,
+    key TEXT NOT NULL,
+    last_sent REAL NOT NULL,
+    last_status TEXT NOT NULL,
+    last_severity TEXT NOT NULL,
+    followup_at REAL,
+    PRIMARY KEY (receiver, key)
+);
 CREATE TABLE IF NOT EXISTS threads (
     receiver TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -58,6 +68,13 @@ CREATE TABLE IF NOT EXISTS threads (
     PRIMARY KEY (receiver, key)
 );
 """
+
+
+_SELECT_DELIVERIES = (
+    "SELECT o.id, o.receiver, o.attempts, o.created, i.id, i.key, i.kind, i.status, "
+    "i.severity, i.title, i.detected_at, i.body FROM outbox o "
+    "JOIN incidents i ON i.id = o.incident_id WHERE "
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +174,12 @@ class Store:
 
     def due(self, now: float, limit: int = 100) -> list[Delivery]:
         """Pending deliveries whose time has come, oldest first."""
-        rows = self.db.execute(
-            "SELECT o.id, o.receiver, o.attempts, o.created, i.id, i.key, i.kind, i.status, "
-            "i.severity, i.title, i.detected_at, i.body FROM outbox o "
-            "JOIN incidents i ON i.id = o.incident_id "
-            "WHERE o.state = 'pending' AND o.next_at <= ? ORDER BY o.id LIMIT ?",
-            (now, limit),
-        ).fetchall()
+        return self._deliveries("o.state = 'pending' AND o.next_at <= ?", (now,), limit)
+
+    def _deliveries(self, where: str, args: tuple[Any, ...], limit: int) -> list[Delivery]:
+        # `where` is one of this module's fixed clauses; values go in as parameters
+        sql = _SELECT_DELIVERIES + where + " ORDER BY o.id LIMIT ?"
+        rows = self.db.execute(sql, (*args, limit)).fetchall()
         return [
             Delivery(
                 r[0],
@@ -176,8 +192,11 @@ class Store:
         ]
 
     def next_due(self) -> float | None:
-        """When the next pending delivery is due."""
-        row = self.db.execute("SELECT MIN(next_at) FROM outbox WHERE state = 'pending'").fetchone()
+        """When the next pending delivery or follow-up is due."""
+        row = self.db.execute(
+            "SELECT MIN(t) FROM (SELECT MIN(next_at) AS t FROM outbox WHERE state = 'pending' "
+            "UNION ALL SELECT MIN(followup_at) FROM groups WHERE followup_at IS NOT NULL)"
+        ).fetchone()
         return row[0] if row and row[0] is not None else None
 
     def pending(self) -> int:
@@ -205,6 +224,66 @@ class Store:
             "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
             (state, error, delivery_id),
         )
+
+    # -- groups (dedup and folding) -------------------------------------------------------
+
+    def group(self, receiver: str, key: str) -> GroupState | None:
+        """What was last sent to `receiver` for `key`."""
+        row = self.db.execute(
+            "SELECT last_sent, last_status, last_severity, followup_at FROM groups "
+            "WHERE receiver = ? AND key = ?",
+            (receiver, key),
+        ).fetchone()
+        return GroupState(*row) if row else None
+
+    def group_sent(self, receiver: str, key: str, now: float, status: str, severity: str) -> None:
+        """Something was sent for `key`; a follow-up it included is done."""
+        self.db.execute(
+            "INSERT INTO groups VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (receiver, key) DO "
+            "UPDATE SET last_sent = excluded.last_sent, last_status = excluded.last_status, "
+            "last_severity = excluded.last_severity, followup_at = NULL",
+            (receiver, key, now, status, severity),
+        )
+
+    def fold(self, delivery_id: int, receiver: str, key: str, followup_at: float) -> None:
+        """Keep a repeat for the follow-up due at `followup_at` (or an earlier one)."""
+        with self._tx():
+            self.db.execute("UPDATE outbox SET state = 'folded' WHERE id = ?", (delivery_id,))
+            self.db.execute(
+                "UPDATE groups SET followup_at = MIN(COALESCE(followup_at, ?), ?) "
+                "WHERE receiver = ? AND key = ?",
+                (followup_at, followup_at, receiver, key),
+            )
+
+    def due_followups(self, now: float) -> list[tuple[str, str]]:
+        """(receiver, key) of follow-ups whose time has come."""
+        rows = self.db.execute(
+            "SELECT receiver, key FROM groups WHERE followup_at IS NOT NULL AND followup_at <= ?",
+            (now,),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def folded(self, receiver: str, key: str) -> list[Delivery]:
+        """The repeats folded for a follow-up, oldest first."""
+        return self._deliveries(
+            "o.state = 'folded' AND o.receiver = ? AND i.key = ?", (receiver, key), 10000
+        )
+
+    def followed(self, ids: list[int]) -> None:
+        """These folded repeats went out in a follow-up."""
+        self.db.executemany(
+            "UPDATE outbox SET state = 'followed' WHERE id = ?", [(i,) for i in ids]
+        )
+
+    def postpone_followup(self, receiver: str, key: str, at: float | None) -> None:
+        """Try the follow-up again at `at` (None: there is nothing left to follow up)."""
+        self.db.execute(
+            "UPDATE groups SET followup_at = ? WHERE receiver = ? AND key = ?", (at, receiver, key)
+        )
+
+    def defer(self, delivery_id: int, at: float) -> None:
+        """Not yet (rate limit): try at `at`, without counting an attempt."""
+        self.db.execute("UPDATE outbox SET next_at = ? WHERE id = ?", (at, delivery_id))
 
     def prune(self, older_than: float) -> int:
         """Forget incidents detected before `older_than` whose deliveries are all finished."""

@@ -1,0 +1,101 @@
+"""Dedup and grouping: decide, per receiver and incident key, whether to send now and why.
+
+Events (kills, log gaps, unseen kills): the first of a key is sent at once; repeats
+within `group_interval` are folded and go out together in one follow-up when the
+interval ends. Conditions: firing is sent once, again after `repeat_interval` or
+when it escalates, and resolved is always sent. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from oomwatch.incidents import Incident
+
+Action = Literal["send", "fold", "drop"]
+Reason = Literal[
+    "first", "new_after_interval", "folded", "resolved", "repeat_interval", "escalated", "duplicate"
+]
+CONDITIONS = frozenset({"memory_low", "swap_low", "memory_pressure", "cgroup_near_limit"})
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """What was last sent to a receiver for a key."""
+
+    last_sent: float
+    last_status: str
+    last_severity: str
+    followup_at: float | None
+
+
+def decide(
+    inc: Incident,
+    group: GroupState | None,
+    now: float,
+    *,
+    group_interval: float,
+    repeat_interval: float,
+) -> tuple[Action, Reason]:
+    """Send, fold into the next follow-up, or drop as a duplicate; and the reason."""
+    if inc.kind in CONDITIONS:
+        if inc.status == "resolved":
+            return "send", "resolved"
+        if group is None or group.last_status == "resolved":
+            return "send", "first"
+        if SEVERITY_RANK.get(inc.severity, 0) > SEVERITY_RANK.get(group.last_severity, 0):
+            return "send", "escalated"
+        if now - group.last_sent >= repeat_interval:
+            return "send", "repeat_interval"
+        return "drop", "duplicate"
+    if group is None:
+        return "send", "first"
+    if now - group.last_sent >= group_interval and group.followup_at is None:
+        return "send", "new_after_interval"
+    return "fold", "folded"
+
+
+def followup(folded: list[Incident], receiver: str, group_interval: float) -> Incident:
+    """One incident that tells of every folded repeat: how many, which pids, over what time."""
+    last = folded[-1]
+    b = last.body
+    victim = b.get("victim") or {}
+    n = len(folded)
+    minutes = max(round(group_interval / 60), 1)
+    pids = [
+        str((i.body.get("victim") or {}).get("pid"))
+        for i in folded
+        if (i.body.get("victim") or {}).get("pid") is not None
+    ]
+    shown = ", ".join(pids[:20]) + (f" and {len(pids) - 20} more" if len(pids) > 20 else "")
+    if last.kind == "oom_kill":
+        where = f" in {b['where']}" if b.get("where") and b["where"] != "the host" else ""
+        title = (
+            f"{n} more OOM kill{'s' if n != 1 else ''} of {victim.get('comm')}{where} on "
+            f"{b.get('host')} in the last {minutes} min"
+        )
+        if shown:
+            title += f" (pids {shown})"
+    else:
+        title = f"{n} more: {last.title} (in the last {minutes} min)"
+    body = {
+        **b,
+        "followup": {
+            "count": n,
+            "pids": pids,
+            "incidents": [i.id for i in folded],
+            "group_interval_s": group_interval,
+        },
+    }
+    return Incident(
+        f"followup:{receiver}:{folded[0].id}",
+        last.key,
+        last.kind,
+        last.status,
+        last.severity,
+        title,
+        last.detected_at,
+        body,
+    )
