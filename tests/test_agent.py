@@ -451,3 +451,36 @@ def test_kill9_mid_delivery_is_delivered_again_with_the_same_key(
         assert len({r.headers["Idempotency-Key"] for r in got}) == 1
     finally:
         hook.stop()
+
+
+def test_silence_added_while_running(
+    agents: Callable[..., AgentProcess], hook: Recorder, tmp_path: Path
+) -> None:
+    """A silence added while the agent runs is picked up on the file's change.
+
+    The silenced kill is stored and counted, not sent; another kill still goes out.
+    """
+    import subprocess
+    import sys
+
+    import httpx
+
+    path = tmp_path / "silences.json"
+    agent = agents(
+        OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook", OOMWATCH_SILENCES_PATH=str(path)
+    ).start()
+    done = subprocess.run(
+        [sys.executable, "-m", "oomwatch", "silence", "add", "comm=oomwatch-quiet", "--for", "10m"],
+        env={"OOMWATCH_SILENCES_PATH": str(path)},
+        check=True,
+        capture_output=True,
+    )
+    assert done.returncode == 0
+    time.sleep(1.0)  # the agent reloads on the file's change
+    quiet = oom_kill("oomwatch-quiet")
+    loud = oom_kill("oomwatch-loud")
+    assert hook.wait_for(kill_of(loud))
+    assert not hook.wait_for(kill_of(quiet), timeout_s=1.0)
+    stored = httpx.get(f"{agent.url}/api/v1/incidents").json()
+    assert any(i["incident"]["victim"]["pid"] == quiet for i in stored if i["kind"] == "oom_kill")
+    assert 'oomwatch_incidents_silenced_total{kind="oom_kill"} 1.0' in agent.metrics()

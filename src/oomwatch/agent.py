@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from oomwatch import silences
 from oomwatch.conditions import Conditions
 from oomwatch.config import RouteConfig, effective, load_file
 from oomwatch.delivery.dispatcher import Dispatcher, Policy
@@ -24,7 +25,7 @@ from oomwatch.notify import Notifier
 from oomwatch.notify.build import make_notifier
 from oomwatch.notify.slack import ThreadStore
 from oomwatch.reconcile import CgroupReconciler, Reconciler
-from oomwatch.routing import route
+from oomwatch.routing import labels, route
 from oomwatch.sampler import Sampler, Snapshot
 from oomwatch.server import HealthState, make_app, serve
 from oomwatch.settings import Settings
@@ -96,6 +97,7 @@ class Agent:
         self.health = HealthState(stale_after_s=max(3 * settings.sample_interval, 30.0))
         self.follower: Follower | None = None
         self.reconciler: Reconciler | None = None
+        self.silences = silences.load(settings.silences_file)
         self.cgroup_reconciler = CgroupReconciler()
 
     # -- running -------------------------------------------------------------------------
@@ -107,7 +109,12 @@ class Agent:
         )
         tasks = [
             asyncio.create_task(c)
-            for c in (self._follow_forever(), self._sample_forever(), self.dispatcher.run())
+            for c in (
+                self._follow_forever(),
+                self._sample_forever(),
+                self.dispatcher.run(),
+                self._watch_silences(),
+            )
         ]
         try:
             await stop.wait()
@@ -188,11 +195,39 @@ class Agent:
             "boot_id": self.boot_id,
             "oom_kill_accounted": self.reconciler.state() if self.reconciler else None,
         }
-        new = self.store.record(incidents, lambda inc: route(self.route, inc), extra=extra, **where)
+        new = self.store.record(incidents, self._receivers, extra=extra, **where)
         for inc in new:
             self.metrics.incidents.labels(inc.kind).inc()
         if new:
             self.dispatcher.wake()
+
+    def _receivers(self, inc: Incident) -> list[str]:
+        """Who gets an incident: its routes, unless a silence covers it."""
+        s = silences.silencing(self.silences, labels(inc), time.time())
+        if s is not None:
+            self.metrics.silenced.labels(inc.kind).inc()
+            log.info("incident %s silenced by %s", inc.id, s.id)
+            return []
+        return route(self.route, inc)
+
+    def reload_silences(self) -> None:
+        """Read the silences again; a bad file is logged and the old silences stay."""
+        try:
+            self.silences = silences.load(self.settings.silences_file)
+        except UsageError as e:
+            log.error("%s; keeping the %d silences in force", e, len(self.silences))
+            return
+        log.info("silences reloaded: %d active", sum(s.active(time.time()) for s in self.silences))
+
+    async def _watch_silences(self) -> None:
+        """Reload the silences when their file changes (its directory is watched)."""
+        from watchfiles import awatch
+
+        path = self.settings.silences_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        async for changes in awatch(path.parent, debounce=50, step=20):
+            if any(Path(p).name == path.name for _, p in changes):
+                self.reload_silences()
 
     async def _sample_forever(self) -> None:
         interval = self.settings.sample_interval
@@ -284,6 +319,7 @@ def run_agent(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, agent.reload_silences)
         log.info(
             "oomwatch agent on %s (pid %d), state in %s, receivers: %s, http on %s",
             agent.host.hostname,

@@ -132,7 +132,69 @@ def _build_parser() -> argparse.ArgumentParser:
     test.add_argument("receiver", nargs="?", metavar="RECEIVER")
     test.add_argument("--config", type=Path, metavar="FILE")
     test.set_defaults(func=cmd_test_notify)
+
+    sil = sub.add_parser(
+        "silence",
+        help="keep matching incidents quiet for a while",
+        description="Manage silences (OOMWATCH_SILENCES_PATH, default beside "
+        "the state). The running agent reloads them on change and on SIGHUP.",
+    )
+    silsub = sil.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s_add = silsub.add_parser("add", help="add a silence")
+    s_add.add_argument(
+        "matchers",
+        nargs="+",
+        metavar="MATCHER",
+        help="LABEL=VALUE, LABEL!=VALUE, LABEL=~REGEX or LABEL!~REGEX",
+    )
+    s_add.add_argument(
+        "--for",
+        dest="duration",
+        default="2h",
+        metavar="DURATION",
+        help="how long (30m, 2h, 1d; default 2h)",
+    )
+    s_add.add_argument("--comment", default="", help="why")
+    s_list = silsub.add_parser("list", help="list active silences")
+    s_list.add_argument("--all", action="store_true", help="expired ones too")
+    s_exp = silsub.add_parser("expire", help="end a silence now")
+    s_exp.add_argument("id")
+    sil.set_defaults(func=cmd_silence)
     return p
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    """`oomwatch silence add|list|expire`."""
+    import time
+
+    from oomwatch import silences
+    from oomwatch.settings import load_settings
+
+    path = load_settings().silences_file
+    now = time.time()
+    if args.action == "add":
+        m = _DURATION.fullmatch(args.duration.strip())
+        if m is None:
+            raise UsageError(f"--for {args.duration!r}: expected a duration such as 30m, 2h, 1d")
+        s = silences.add(
+            path, args.matchers, int(m.group(1)) * _UNITS[m.group(2).lower()], args.comment, now
+        )
+        print(f"silence {s.id} until {datetime.fromtimestamp(s.ends_at):%Y-%m-%d %H:%M}")
+        return EXIT_OK
+    if args.action == "expire":
+        s = silences.expire(path, args.id, now)
+        print(f"silence {s.id} expired")
+        return EXIT_OK
+    shown = [s for s in silences.load(path) if args.all or s.active(now)]
+    if not shown:
+        print("no active silences" if not args.all else "no silences")
+    for s in shown:
+        state = "active" if s.active(now) else "expired"
+        matchers = " ".join(f"{x.label}{x.op}{x.value}" for x in s.matchers)
+        until = f"{datetime.fromtimestamp(s.ends_at):%Y-%m-%d %H:%M}"
+        comment = f"  # {s.comment}" if s.comment else ""
+        print(terminal(f"{s.id}  {state:7}  until {until}  {matchers}{comment}"))
+    return EXIT_OK
 
 
 def _settings_with(config: Path | None) -> Any:

@@ -14,6 +14,9 @@ class Metrics:
             "oomwatch_kills", "OOM kills seen in the log", ["killer", "constraint"], registry=r
         )
         self.incidents = Counter("oomwatch_incidents", "Incidents stored", ["kind"], registry=r)
+        self.silenced = Counter(
+            "oomwatch_incidents_silenced", "Incidents a silence kept quiet", ["kind"], registry=r
+        )
         self.log_gaps = Counter("oomwatch_log_gaps", "Overruns of the kernel log", registry=r)
         self.records_lost = Counter(
             "oomwatch_log_records_lost",

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     kmsg_path: Path = Path("/dev/kmsg")
     state_dir: Path | None = None
     config: Path | None = None
+    silences_path: Path | None = None
     jsonl_path: Path | None = None
     webhook_url: str | None = None
     webhook_url_file: Path | None = None
@@ -92,6 +93,11 @@ class Settings(BaseSettings):
             return Path("/var/lib/oomwatch")
         base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         return Path(base) / "oomwatch"
+
+    @property
+    def silences_file(self) -> Path:
+        """Where the silences are (OOMWATCH_SILENCES_PATH, else beside the state)."""
+        return self.silences_path or self.state_path / "silences.json"
 
     @property
     def webhook(self) -> str | None:
