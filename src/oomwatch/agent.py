@@ -58,6 +58,16 @@ def build_notifiers(
     return notifiers, eff.route or RouteConfig(receivers=list(notifiers)), policies
 
 
+def trim_memory() -> None:
+    """Hand freed heap back to the system after a burst (glibc keeps it otherwise)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def protect_self(proc_root: Path, adj: int) -> None:
     """Lower our own oom_score_adj so the agent is among the last the kernel kills."""
     try:
@@ -98,6 +108,7 @@ class Agent:
         self.follower: Follower | None = None
         self.reconciler: Reconciler | None = None
         self.silences = silences.load(settings.silences_file)
+        self._burst = False  # incidents since the last memory trim
         self.cgroup_reconciler = CgroupReconciler()
 
     # -- running -------------------------------------------------------------------------
@@ -196,6 +207,7 @@ class Agent:
             "oom_kill_accounted": self.reconciler.state() if self.reconciler else None,
         }
         new = self.store.record(incidents, self._receivers, extra=extra, **where)
+        self._burst = self._burst or bool(new)
         for inc in new:
             self.metrics.incidents.labels(inc.kind).inc()
         if new:
@@ -248,6 +260,9 @@ class Agent:
             await asyncio.sleep(max(interval - (time.monotonic() - started), 0.0))
 
     def _after_sample(self, snap: Snapshot) -> None:
+        if self._burst or self.dispatcher.busy:
+            self._burst = self.dispatcher.busy = False
+            trim_memory()
         self.builder.snapshot = snap
         incidents = [self.builder.condition(c) for c in self.conditions.update(snap)]
         for u in self.cgroup_reconciler.check(snap.cgroups):

@@ -78,6 +78,17 @@ _SELECT_DELIVERIES = (
 
 
 @dataclass(frozen=True, slots=True)
+class Folded:
+    """Repeats of one key waiting for their follow-up."""
+
+    ids: list[int]
+    attempts: int
+    incident_ids: list[str]
+    pids: list[str]
+    last: Incident
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One pending delivery of an incident to a receiver."""
 
@@ -99,6 +110,7 @@ class Store:
         # NORMAL in WAL mode survives a crash of the process (kill -9); only a power
         # loss can drop the last transactions.
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA cache_size=-1024")  # 1 MiB: the agent must stay small
         self.db.executescript(SCHEMA)
         # notifiers running in worker threads (Slack, SMTP) use the threads table too
         self.lock = threading.RLock()
@@ -263,10 +275,26 @@ class Store:
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
-    def folded(self, receiver: str, key: str) -> list[Delivery]:
-        """The repeats folded for a follow-up, oldest first."""
-        return self._deliveries(
-            "o.state = 'folded' AND o.receiver = ? AND i.key = ?", (receiver, key), 10000
+    def folded(self, receiver: str, key: str) -> Folded | None:
+        """The repeats folded for a follow-up: their rows and pids, and the last one whole.
+
+        Only the last incident's body is read: a storm folds thousands of kills.
+        """
+        rows = self.db.execute(
+            "SELECT o.id, o.attempts, i.id, json_extract(i.body, '$.victim.pid') FROM outbox o "
+            "JOIN incidents i ON i.id = o.incident_id "
+            "WHERE o.state = 'folded' AND o.receiver = ? AND i.key = ? ORDER BY o.id",
+            (receiver, key),
+        ).fetchall()
+        if not rows:
+            return None
+        (last,) = self._deliveries("o.id = ?", (rows[-1][0],), 1)
+        return Folded(
+            ids=[r[0] for r in rows],
+            attempts=max(r[1] for r in rows),
+            incident_ids=[r[2] for r in rows],
+            pids=[str(r[3]) for r in rows if r[3] is not None],
+            last=last.incident,
         )
 
     def followed(self, ids: list[int]) -> None:

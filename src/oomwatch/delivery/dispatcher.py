@@ -66,6 +66,7 @@ class Dispatcher:
         self.policies = dict(policies or {})
         self.clock = clock
         self._next_slot: dict[str, float] = {}
+        self.busy = False  # sent something since the agent last trimmed its memory
         self._wake = asyncio.Event()
 
     def policy(self, receiver: str) -> Policy:
@@ -175,10 +176,10 @@ class Dispatcher:
     async def _followup(self, receiver: str, key: str) -> None:
         folded = self.store.folded(receiver, key)
         notifier = self.notifiers.get(receiver)
-        if notifier is None:
-            for d in folded:
-                self.store.give_up(d.id, "failed", "receiver no longer configured")
-        if not folded or notifier is None:
+        if folded is not None and notifier is None:
+            for i in folded.ids:
+                self.store.give_up(i, "failed", "receiver no longer configured")
+        if folded is None or notifier is None:
             self.store.postpone_followup(receiver, key, None)
             return
         slot = self._paced(receiver)
@@ -186,9 +187,9 @@ class Dispatcher:
             self.store.postpone_followup(receiver, key, slot)
             return
         p = self.policy(receiver)
-        inc = followup([d.incident for d in folded], receiver, p.group_interval)
-        attempts = max(d.attempts for d in folded)
-        ids = [d.id for d in folded]
+        inc = followup(folded.last, folded.pids, folded.incident_ids, receiver, p.group_interval)
+        attempts = folded.attempts
+        ids = folded.ids
 
         def retry(at: float, err: str) -> None:
             self.store.postpone_followup(receiver, key, at)
@@ -230,4 +231,5 @@ class Dispatcher:
             )
             return False
         self.metrics.deliveries.labels(receiver, "ok").inc()
+        self.busy = True
         return True

@@ -57,18 +57,14 @@ def decide(
     return "fold", "folded"
 
 
-def followup(folded: list[Incident], receiver: str, group_interval: float) -> Incident:
+def followup(
+    last: Incident, pids: list[str], incident_ids: list[str], receiver: str, group_interval: float
+) -> Incident:
     """One incident that tells of every folded repeat: how many, which pids, over what time."""
-    last = folded[-1]
     b = last.body
     victim = b.get("victim") or {}
-    n = len(folded)
+    n = len(incident_ids)
     minutes = max(round(group_interval / 60), 1)
-    pids = [
-        str((i.body.get("victim") or {}).get("pid"))
-        for i in folded
-        if (i.body.get("victim") or {}).get("pid") is not None
-    ]
     shown = ", ".join(pids[:20]) + (f" and {len(pids) - 20} more" if len(pids) > 20 else "")
     if last.kind == "oom_kill":
         where = f" in {b['where']}" if b.get("where") and b["where"] != "the host" else ""
@@ -85,12 +81,12 @@ def followup(folded: list[Incident], receiver: str, group_interval: float) -> In
         "followup": {
             "count": n,
             "pids": pids,
-            "incidents": [i.id for i in folded],
+            "incidents": incident_ids,
             "group_interval_s": group_interval,
         },
     }
     return Incident(
-        f"followup:{receiver}:{folded[0].id}",
+        f"followup:{receiver}:{incident_ids[0]}",
         last.key,
         last.kind,
         last.status,

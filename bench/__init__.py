@@ -1,0 +1,1 @@
+"""Benchmarks: each script prints its figures and the ratio to its baseline or target."""
