@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -120,30 +121,18 @@ def main() -> None:
     for r in (slack, hook, pd):
         r.stop()
 
-    def payloads(r: Recorder) -> list[dict[str, object]]:
+    def payloads(r: Recorder) -> list[dict[str, Any]]:
         return [x.json() for x in r.received]
 
     hooks = payloads(hook)
-    kill_msgs = [p for p in hooks if p["incident"].get("kind") == "oom_kill"]  # type: ignore[union-attr]
-    counted = sum(
-        len(p["incident"]["followup"]["pids"])
-        if p["incident"].get("followup")  # type: ignore[index,union-attr]
-        else 1
-        for p in kill_msgs
-    )
+    kill_msgs = [p["incident"] for p in hooks if p["incident"].get("kind") == "oom_kill"]
+    counted = sum(len(i["followup"]["pids"]) if i.get("followup") else 1 for i in kill_msgs)
     unseen = sum(
-        p["incident"]["missing"]
-        for p in hooks  # type: ignore[index]
-        if p["incident"].get("kind") == "unseen_kills"
-    )  # type: ignore[union-attr]
+        p["incident"]["missing"] for p in hooks if p["incident"].get("kind") == "unseen_kills"
+    )
     first_kill = min(
-        (
-            p["incident"]["uptime_s"]
-            for p in kill_msgs  # type: ignore[index]
-            if p["incident"].get("uptime_s") is not None
-        ),
-        default=None,
-    )  # type: ignore[union-attr]
+        (i["uptime_s"] for i in kill_msgs if i.get("uptime_s") is not None), default=None
+    )
     print(
         f"storm: {killed} real kills in {storm_s:.1f} s in one cgroup "
         f"(group interval {args.group_interval:.0f} s)"
