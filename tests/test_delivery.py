@@ -159,3 +159,39 @@ def test_prune_keeps_what_is_pending(tmp_path: Path) -> None:
     store.sent(d.id)
     assert store.prune(older_than=200.0) == 1
     assert [i["id"] for i in store.incidents()] == ["kill:wait"]
+
+
+def test_timeout_is_retried(tmp_path: Path) -> None:
+    """A receiver that does not answer in time: a retryable timeout, no secret in it."""
+    hang = Recorder(responder=lambda r: (time.sleep(2), (200, {}, b"late"))[1]).start()
+    try:
+        store = Store(tmp_path / "db")
+        store.record([incident()], ["webhook"])
+        notifier = WebhookNotifier(f"{hang.url}/{SECRET}", timeout_s=0.3)
+        d = Dispatcher(store, {"webhook": notifier}, Metrics(), base_delay=0.01)
+        asyncio.run(d.deliver_due())
+        state, attempts, error = outbox(store)[0]
+        assert (state, attempts) == ("pending", 1)
+        assert error is not None
+        assert "timed out" in error
+        assert SECRET not in error
+    finally:
+        hang.stop()
+
+
+def test_429_storm_is_delivered_once_after_waiting(tmp_path: Path, hook: Recorder) -> None:
+    """Three 429s in a row, each with Retry-After: each wait is honoured, then one delivery."""
+    store = Store(tmp_path / "db")
+    hook.responses = [(429, {"Retry-After": "1"}, b"slow down")] * 3
+    store.record([incident()], ["webhook"])
+    now = time.time()
+    for _ in range(3):
+        deliver(store, hook.url, clock=now)
+        nxt = store.next_due()
+        assert nxt is not None
+        assert nxt >= now + 1.0
+        now = nxt
+    deliver(store, hook.url, clock=now)
+    assert outbox(store)[0][:2] == ("sent", 4)
+    assert len(hook.received) == 4
+    assert len({r.headers["Idempotency-Key"] for r in hook.received}) == 1
