@@ -70,3 +70,14 @@ def test_cgroup_forecast_and_removal() -> None:
     (late,) = out
     assert late.forecast_s is not None
     assert 50 < late.forecast_s < 70  # 1 MiB per 10 s, 6 MiB left at 30 s: about 60 s
+
+
+def test_still_firing_is_reported_again() -> None:
+    """A condition that stays open is reported again every `renotify_s`, marked as a repeat."""
+    c = Conditions(Thresholds(min_duration_s=0), renotify_s=100)
+    (opened,) = c.update(snap(0, avail_pct=8))
+    assert not opened.repeat
+    assert c.update(snap(50, avail_pct=8)) == []
+    (again,) = c.update(snap(100, avail_pct=8))
+    assert again.repeat
+    assert again.opened_at == opened.opened_at

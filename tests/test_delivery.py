@@ -16,7 +16,7 @@ from oomwatch.metrics import Metrics
 from oomwatch.notify.webhook import WebhookNotifier
 from oomwatch.store import Store
 from tests.agentproc import free_port
-from tests.servers import Recorder
+from tests.servers import Received, Recorder
 
 SECRET = "T0KEN-s3cret"
 
@@ -163,7 +163,12 @@ def test_prune_keeps_what_is_pending(tmp_path: Path) -> None:
 
 def test_timeout_is_retried(tmp_path: Path) -> None:
     """A receiver that does not answer in time: a retryable timeout, no secret in it."""
-    hang = Recorder(responder=lambda r: (time.sleep(2), (200, {}, b"late"))[1]).start()
+
+    def late(r: Received) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(2)
+        return 200, {}, b"late"
+
+    hang = Recorder(responder=late).start()
     try:
         store = Store(tmp_path / "db")
         store.record([incident()], ["webhook"])

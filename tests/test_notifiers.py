@@ -271,3 +271,24 @@ def test_no_notifier_leaks_its_secret() -> None:
             send(notifier, sample_incident())
         assert e.value.retryable is True
         assert secret_text not in str(e.value), notifier.name
+
+
+def test_alertmanager_firing_condition_outlives_the_next_resend(server: Recorder) -> None:
+    """A firing condition's endsAt lies past the next re-send (repeat interval + margin)."""
+    inc = Incident(
+        "cond:1",
+        "c" * 20,
+        "memory_low",
+        "firing",
+        "warning",
+        "Memory low",
+        0.0,
+        {"kind": "memory_low", "host": "n", "subject": "system", "detected_at": 0},
+    )
+    send(AlertmanagerNotifier("am", server.url, repeat_interval=600), inc)
+    (a,) = json.loads(server.received[0].body)
+    import datetime as dt
+
+    ends = dt.datetime.fromisoformat(a["endsAt"])
+    assert ends - dt.datetime.now(dt.UTC) > dt.timedelta(seconds=600)
+    assert a["labels"]["alertname"] == "MemoryLow"

@@ -46,7 +46,10 @@ def build_notifiers(
     """Notifiers of the file's and the environment's receivers, the routes, and the policies."""
     file = load_file(settings.config) if settings.config else None
     eff = effective(settings, file)
-    notifiers = {r.name: make_notifier(r, store) for r in eff.receivers}
+    notifiers = {
+        r.name: make_notifier(r, store, repeat_interval=settings.repeat_interval_s)
+        for r in eff.receivers
+    }
     policies = {
         r.name: Policy(
             group_interval=r.group_interval or settings.group_interval_s,
@@ -88,7 +91,7 @@ class Agent:
         self.sampler = Sampler(settings.proc_root, settings.sys_root)
         self.host = HostInfo.current(self.boot_id, settings.hostname)
         self.builder = IncidentBuilder(self.host, self.sampler.cache)
-        self.conditions = Conditions(settings.thresholds)
+        self.conditions = Conditions(settings.thresholds, renotify_s=settings.repeat_interval_s)
         if notifiers is None:
             self.notifiers, self.route, policies = build_notifiers(settings, self.store)
         else:

@@ -34,6 +34,7 @@ class ConditionChange:
     forecast_s: float | None = None
     usage_bytes: int | None = None
     limit_bytes: int | None = None
+    repeat: bool = False  # still firing, reported again
 
 
 @dataclass(slots=True)
@@ -43,14 +44,16 @@ class _State:
     firing: bool = False
     severity: Severity = "warning"
     opened_at: float = 0.0
+    last_emit: float = 0.0
     history: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=30))
 
 
 class Conditions:
     """Feed it snapshots; it returns the changes to report."""
 
-    def __init__(self, thresholds: Thresholds) -> None:
+    def __init__(self, thresholds: Thresholds, renotify_s: float | None = None) -> None:
         self.t = thresholds
+        self.renotify_s = renotify_s  # a condition still firing is reported again this often
         self._states: dict[tuple[str, str], _State] = {}
 
     def update(self, snap: Snapshot) -> list[ConditionChange]:
@@ -164,10 +167,16 @@ class Conditions:
             st.clear_since = None
             st.over_since = st.over_since if st.over_since is not None else now
             escalated = st.firing and severity == "critical" and st.severity == "warning"
-            if (not st.firing and now - st.over_since >= wait) or escalated:
+            repeat = bool(
+                st.firing
+                and not escalated
+                and self.renotify_s
+                and now - st.last_emit >= self.renotify_s
+            )
+            if (not st.firing and now - st.over_since >= wait) or escalated or repeat:
                 if not st.firing:
                     st.opened_at = now
-                st.firing, st.severity = True, severity
+                st.firing, st.severity, st.last_emit = True, severity, now
                 out.append(
                     ConditionChange(
                         kind,
@@ -182,6 +191,7 @@ class Conditions:
                         _forecast(st.history, limit_bytes),
                         level_bytes,
                         limit_bytes,
+                        repeat,
                     )
                 )
             return

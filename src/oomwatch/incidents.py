@@ -218,7 +218,7 @@ class IncidentBuilder:
         if self.snapshot is not None:
             body["memory"] = self.snapshot.to_dict()
             body["top_consumers_now"] = _top_now(self.snapshot)
-        event = f"{key}:{c.opened_at}:{c.status}:{c.severity}"
+        event = f"{key}:{c.opened_at}:{c.status}:{c.severity}" + (f":{c.at}" if c.repeat else "")
         return Incident(
             f"cond:{fingerprint(event)}", key, c.kind, c.status, c.severity, title, now, body
         )

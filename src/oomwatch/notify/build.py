@@ -21,7 +21,9 @@ class _MemoryThreads:
         self.seen[(receiver, key)] = (channel, ts, count)
 
 
-def make_notifier(r: ReceiverConfig, threads: ThreadStore | None = None) -> Notifier:
+def make_notifier(
+    r: ReceiverConfig, threads: ThreadStore | None = None, *, repeat_interval: float = 4 * 3600.0
+) -> Notifier:
     """The notifier for one receiver; a missing secret is a UsageError naming it."""
     name = r.name
 
@@ -75,7 +77,9 @@ def make_notifier(r: ReceiverConfig, threads: ThreadStore | None = None) -> Noti
     if r.alertmanager is not None:
         from oomwatch.notify.alertmanager import AlertmanagerNotifier
 
-        return AlertmanagerNotifier(name, r.alertmanager.url)
+        return AlertmanagerNotifier(
+            name, r.alertmanager.url, repeat_interval=r.repeat_interval or repeat_interval
+        )
     if r.email is not None:
         from oomwatch.notify.email import EmailNotifier
 
