@@ -8,6 +8,8 @@ process per sample; command line and cgroup only for processes not seen before.
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import os
 import pwd
 import threading
@@ -82,11 +84,12 @@ class Snapshot:
 
 @dataclass(slots=True)
 class _Entry:
-    info: ProcInfo
+    info: ProcInfo  # what does not change while the process lives (rss_kb left at 0)
     # RSS in kB at the last samples this process was alive for (4 bytes each: the
     # cache holds every process of the node)
     history: array[int]
     last_seen: float
+    rss_kb: int = 0
 
 
 @dataclass(slots=True)
@@ -97,13 +100,14 @@ class PidCache:
     keep_dead_s: float = 300.0
     history: int = 30
     _times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
-    _entries: OrderedDict[int, _Entry] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # the sampler updates these under the lock; readers use get()
+    entries: OrderedDict[int, _Entry] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, pid: int) -> tuple[ProcInfo, list[tuple[float, int]]] | None:
         """A process's details and RSS history (time, kB), alive or recently dead."""
-        with self._lock:
-            e = self._entries.get(pid)
+        with self.lock:
+            e = self.entries.get(pid)
             if e is None:
                 return None
             # a process is in every sample from its start to its end, so its values
@@ -112,33 +116,26 @@ class PidCache:
             return e.info, list(zip(times, e.history, strict=False))
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     def note_sample(self, t: float) -> None:
         """A sample starts at time t."""
-        with self._lock:
+        with self.lock:
             self._times.append(t)
-
-    def entry(self, pid: int) -> _Entry | None:
-        """The raw entry of a pid (for the sampler)."""
-        with self._lock:
-            return self._entries.get(pid)
 
     def put(self, pid: int, entry: _Entry) -> None:
         """Store or refresh a pid's entry as the most recently seen."""
-        with self._lock:
-            self._entries[pid] = entry
-            self._entries.move_to_end(pid)
+        with self.lock:
+            self.entries[pid] = entry
+            self.entries.move_to_end(pid)
 
     def evict(self, now: float) -> None:
         """Drop processes dead for longer than `keep_dead_s`, then the oldest past the bound."""
-        with self._lock:
-            for pid in [
-                p for p, e in self._entries.items() if now - e.last_seen > self.keep_dead_s
-            ]:
-                del self._entries[pid]
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        with self.lock:
+            for pid in [p for p, e in self.entries.items() if now - e.last_seen > self.keep_dead_s]:
+                del self.entries[pid]
+            while len(self.entries) > self.max_entries:
+                self.entries.popitem(last=False)
 
 
 class Sampler:
@@ -167,8 +164,7 @@ class Sampler:
         vm = psutil.virtual_memory()
         sw = psutil.swap_memory()
         some, full = self._psi()
-        procs = self._scan(now)
-        top = tuple(sorted(procs, key=lambda p: -p.rss_kb)[: self.top_n])
+        count, top = self._scan(now)
         return Snapshot(
             time=now,
             mem_total_kb=vm.total // 1024,
@@ -180,7 +176,7 @@ class Sampler:
             vmstat_oom_kill=self.vmstat_oom_kill(),
             cgroups=tuple(self._cgroups()),
             top=top,
-            processes=len(procs),
+            processes=count,
         )
 
     def vmstat_oom_kill(self) -> int | None:
@@ -196,53 +192,57 @@ class Sampler:
 
     # -- processes ---------------------------------------------------------------------
 
-    def _scan(self, now: float) -> list[ProcInfo]:
-        seen: list[ProcInfo] = []
-        try:
-            entries = list(os.scandir(self.proc))
-        except OSError:
-            return seen
-        cache = self.cache
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            pid = int(entry.name)
-            stat = _read(self.proc / entry.name / "stat")
-            if stat is None:
-                continue
-            close = stat.rfind(b")")
-            fields = stat[close + 2 :].split()
-            if len(fields) < 22:
-                continue
-            comm = stat[stat.find(b"(") + 1 : close].decode("utf-8", "backslashreplace")
-            start = int(fields[19])
-            rss_kb = int(fields[21]) * self._page_kb
-            e = cache.entry(pid)
-            if e is None or e.info.start_ticks != start:
-                info = self._describe(pid, start, comm, rss_kb)
-                e = _Entry(info, array("I"), now)
-            else:
-                old = e.info
-                e.info = ProcInfo(
-                    old.pid,
-                    old.start_ticks,
-                    comm,
-                    old.cmdline,
-                    old.uid,
-                    old.user,
-                    old.cgroup,
-                    rss_kb,
-                )
-            e.history.append(min(rss_kb, 0xFFFFFFFF))
-            if len(e.history) > cache.history:
-                del e.history[0]
-            e.last_seen = now
-            cache.put(pid, e)
-            seen.append(e.info)
-        cache.evict(now)
-        return seen
+    def _scan(self, now: float) -> tuple[int, tuple[ProcInfo, ...]]:
+        """Every process's RSS into the cache; (how many processes, the largest ones).
 
-    def _describe(self, pid: int, start: int, comm: str, rss_kb: int) -> ProcInfo:
+        This runs for every process every sample, so it avoids objects it does not
+        need: one read of /proc/<pid>/stat, no Path objects, one lock for the scan.
+        """
+        try:
+            names = [d.name for d in os.scandir(self.proc) if d.name.isdigit()]
+        except OSError:
+            return 0, ()
+        cache = self.cache
+        proc = str(self.proc)
+        page_kb = self._page_kb
+        keep = cache.history
+        sizes: list[tuple[int, _Entry]] = []
+        new: list[tuple[int, int, str, int]] = []
+        with cache.lock:
+            entries = cache.entries
+            for name in names:
+                stat = _read_str(f"{proc}/{name}/stat")
+                if stat is None:
+                    continue
+                close = stat.rfind(b")")
+                fields = stat[close + 2 :].split()
+                if len(fields) < 22:
+                    continue
+                pid = int(name)
+                start = int(fields[19])
+                rss_kb = int(fields[21]) * page_kb
+                e = entries.get(pid)
+                if e is None or e.info.start_ticks != start:
+                    comm = stat[stat.find(b"(") + 1 : close].decode("utf-8", "backslashreplace")
+                    new.append((pid, start, comm, rss_kb))
+                    continue
+                e.rss_kb = rss_kb
+                e.history.append(min(rss_kb, 0xFFFFFFFF))
+                if len(e.history) > keep:
+                    del e.history[0]
+                e.last_seen = now
+                sizes.append((rss_kb, e))
+        for pid, start, comm, rss_kb in new:  # read outside the lock: several files each
+            e = _Entry(
+                self._describe(pid, start, comm), array("I", [min(rss_kb, 0xFFFFFFFF)]), now, rss_kb
+            )
+            cache.put(pid, e)
+            sizes.append((rss_kb, e))
+        cache.evict(now)
+        top = heapq.nlargest(self.top_n, sizes, key=lambda t: t[0])
+        return len(sizes), tuple(dataclasses.replace(e.info, rss_kb=rss) for rss, e in top)
+
+    def _describe(self, pid: int, start: int, comm: str) -> ProcInfo:
         base = self.proc / str(pid)
         raw = _read(base / "cmdline") or b""
         cmdline = tuple(a.decode("utf-8", "backslashreplace") for a in raw.split(b"\0") if a)
@@ -258,7 +258,7 @@ class Sampler:
             uid,
             self._user(uid),
             _memory_cgroup(_read(base / "cgroup")),
-            rss_kb,
+            0,
         )
 
     def _user(self, uid: int | None) -> str | None:
@@ -347,6 +347,20 @@ def _memory_cgroup(raw: bytes | None) -> str | None:
         if hid == "0" and controllers == "":
             v2 = path
     return v2
+
+
+def _read_str(path: str) -> bytes | None:
+    """One small file in one read (cheaper than open(): no buffered file object)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _read(path: Path) -> bytes | None:

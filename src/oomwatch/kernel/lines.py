@@ -9,6 +9,7 @@ and indentation from pasted reports are removed. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -356,16 +357,4 @@ def _int(v: object) -> int | None:
 
 def _replace_prio(line: KernelLine, prio: int) -> KernelLine:
     origin = line.origin if prio < 8 else "user"
-    return KernelLine(
-        text=line.text,
-        fmt=line.fmt,
-        lineno=line.lineno,
-        uptime_s=line.uptime_s,
-        wall=line.wall,
-        host=line.host,
-        origin=origin,
-        prio=prio & 7,
-        seq=line.seq,
-        cursor=line.cursor,
-        offset=line.offset,
-    )
+    return dataclasses.replace(line, origin=origin, prio=prio & 7)

@@ -11,6 +11,7 @@ does not print stays None.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -631,19 +632,7 @@ def _join_wrapped(left: str, right: str) -> str:
 
 
 def _with_text(line: KernelLine, text: str) -> KernelLine:
-    return KernelLine(
-        text,
-        line.fmt,
-        line.lineno,
-        line.uptime_s,
-        line.wall,
-        line.host,
-        line.origin,
-        line.prio,
-        line.seq,
-        line.cursor,
-        line.offset,
-    )
+    return dataclasses.replace(line, text=text)
 
 
 def _wall_s(wall: datetime) -> float:
