@@ -484,3 +484,39 @@ def test_silence_added_while_running(
     stored = httpx.get(f"{agent.url}/api/v1/incidents").json()
     assert any(i["incident"]["victim"]["pid"] == quiet for i in stored if i["kind"] == "oom_kill")
     assert 'oomwatch_incidents_silenced_total{kind="oom_kill"} 1.0' in agent.metrics()
+
+
+def test_kill_in_a_kubelet_cgroup_names_the_pod(
+    agents: Callable[..., AgentProcess], hook: Recorder
+) -> None:
+    """A real kill in a cgroup laid out like the kubelet's is attributed to its pod.
+
+    The pod comes from a Kubernetes-API-like server watched for node-1's pods.
+    """
+    from tests.k8s_api import KubeAPI, pod
+
+    uid = str(uuid.uuid4())
+    cid = uuid.uuid4().hex * 2
+    api = KubeAPI()
+    api.events = [("ADDED", pod("api-7f9c5d-x2k", uid, cid))]
+    try:
+        agents(
+            OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook",
+            OOMWATCH_HOSTNAME="node-1",
+            OOMWATCH_KUBERNETES_API_URL=api.url,
+        ).start()
+        time.sleep(1.0)  # the watch delivers the pod
+        pid = oom_kill("api-server", inner=f"kubepods/burstable/pod{uid}/{cid}")
+        (got,) = hook.wait_for(kill_of(pid))
+    finally:
+        api.stop()
+    inc = got.json()["incident"]
+    assert inc["container"]["pod_uid"] == uid
+    assert inc["container"]["qos_class"] == "burstable"
+    k8s = inc["kubernetes"]
+    assert (k8s["namespace"], k8s["pod"], k8s["container"]) == ("shop", "api-7f9c5d-x2k", "api")
+    assert k8s["owner"] == "Deployment/api"
+    assert inc["where"] == "container api of pod shop/api-7f9c5d-x2k (Deployment api)"
+    assert got.json()["title"].endswith(
+        "container api of pod shop/api-7f9c5d-x2k (Deployment api)."
+    )

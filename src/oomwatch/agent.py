@@ -16,6 +16,7 @@ from oomwatch import silences
 from oomwatch.conditions import Conditions
 from oomwatch.config import RouteConfig, effective, load_file
 from oomwatch.delivery.dispatcher import Dispatcher, Policy
+from oomwatch.enrich.kubernetes import PodIndex, PodWatcher
 from oomwatch.errors import UsageError
 from oomwatch.incidents import HostInfo, Incident, IncidentBuilder
 from oomwatch.kernel.scan import LogScanner
@@ -91,7 +92,8 @@ class Agent:
         self.boot_id = read_boot_id(settings.proc_root)
         self.sampler = Sampler(settings.proc_root, settings.sys_root)
         self.host = HostInfo.current(self.boot_id, settings.hostname)
-        self.builder = IncidentBuilder(self.host, self.sampler.cache)
+        self.pods, self.pod_watcher = _kubernetes(settings, self.host.hostname)
+        self.builder = IncidentBuilder(self.host, self.sampler.cache, self.pods)
         self.conditions = Conditions(settings.thresholds, renotify_s=settings.repeat_interval_s)
         if notifiers is None:
             self.notifiers, self.route, policies = build_notifiers(settings, self.store)
@@ -130,6 +132,7 @@ class Agent:
                 self._sample_forever(),
                 self.dispatcher.run(),
                 self._watch_silences(),
+                *([self.pod_watcher.run()] if self.pod_watcher else []),
             )
         ]
         try:
@@ -327,6 +330,18 @@ def _open(name: str, s: Settings, boot_id: str, cursor: str | None, from_end: bo
     if not s.log_file.parent.is_dir():
         raise UsageError(f"{s.log_file.parent} does not exist")
     return LogFileFollower(s.log_file, cursor, from_end=from_end)
+
+
+def _kubernetes(settings: Settings, node: str) -> tuple[PodIndex | None, PodWatcher | None]:
+    """The pod cache and its watch, when this node is part of a Kubernetes cluster."""
+    wanted = settings.kubernetes == "on" or (
+        settings.kubernetes == "auto"
+        and (settings.kubernetes_api_url or os.environ.get("KUBERNETES_SERVICE_HOST"))
+    )
+    if not wanted:
+        return None, None
+    index = PodIndex()
+    return index, PodWatcher(node, index, api_url=settings.kubernetes_api_url)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from oomwatch.conditions import ConditionChange
+from oomwatch.enrich.kubernetes import PodIndex, describe, where_text
 from oomwatch.explain import explain, fmt_kb, where
 from oomwatch.model import OomKill
 from oomwatch.sampler import PidCache, Snapshot
@@ -71,9 +72,10 @@ def fingerprint(*parts: str | None) -> str:
 class IncidentBuilder:
     """Joins kills with the pid cache and the latest snapshot."""
 
-    def __init__(self, host: HostInfo, cache: PidCache) -> None:
+    def __init__(self, host: HostInfo, cache: PidCache, pods: PodIndex | None = None) -> None:
         self.host = host
         self.cache = cache
+        self.pods = pods
         self.snapshot: Snapshot | None = None
 
     def kill(self, k: OomKill) -> Incident:
@@ -119,6 +121,13 @@ class IncidentBuilder:
         )
         body.update(self._memory_now(k.oom_memcg))
         title = e.headline
+        c = k.container
+        if self.pods is not None and c is not None and (c.pod_uid or c.id):
+            found = self.pods.lookup(c.pod_uid, c.id)
+            if found is not None:
+                body["kubernetes"] = describe(*found)
+                body["where"] = where_text(body["kubernetes"])
+                title = f"{title[:-1]} — {body['where']}."
         return Incident(
             f"kill:{fingerprint(event)}", key, "oom_kill", "firing", "critical", title, now, body
         )

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     kmsg_path: Path = Path("/dev/kmsg")
     state_dir: Path | None = None
     config: Path | None = None
+    kubernetes: Literal["auto", "on", "off"] = "auto"
+    kubernetes_api_url: str | None = None
     silences_path: Path | None = None
     jsonl_path: Path | None = None
     webhook_url: str | None = None
