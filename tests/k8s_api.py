@@ -72,6 +72,8 @@ class KubeAPI:
         self.status = 200
         self.hold_s = 30.0
         self.requests: list[str] = []
+        self.created: list[dict[str, Any]] = []
+        self.post_status = 201
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -112,6 +114,31 @@ class KubeAPI:
                     self.wfile.write(b"0\r\n\r\n")
                 except OSError:
                     pass
+
+            def do_POST(self) -> None:
+                api.requests.append(self.path)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                parts = urlparse(self.path).path.split("/")
+                if len(parts) != 6 or parts[-1] != "events":
+                    self._json(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+                    return
+                if api.post_status != 201:
+                    self._json(
+                        api.post_status,
+                        {
+                            "kind": "Status",
+                            "apiVersion": "v1",
+                            "status": "Failure",
+                            "code": api.post_status,
+                            "reason": "Forbidden",
+                            "message": "events is forbidden: User cannot create resource",
+                        },
+                    )
+                    return
+                body["metadata"]["name"] = body["metadata"]["generateName"] + "abcde"
+                body["metadata"]["namespace"] = parts[4]
+                api.created.append(body)
+                self._json(201, body)
 
             def _chunk(self, text: str) -> None:
                 data = text.encode()

@@ -49,7 +49,9 @@ def build_notifiers(
     file = load_file(settings.config) if settings.config else None
     eff = effective(settings, file)
     notifiers = {
-        r.name: make_notifier(r, store, repeat_interval=settings.repeat_interval_s)
+        r.name: make_notifier(
+            r, store, repeat_interval=settings.repeat_interval_s, node=settings.hostname
+        )
         for r in eff.receivers
     }
     policies = {

@@ -100,6 +100,12 @@ class AlertmanagerConfig(_Strict):
     url: str
 
 
+class KubernetesEventsConfig(_Strict):
+    """Kubernetes Events on the pod (or node) of each kill."""
+
+    api_url: str | None = None
+
+
 class EmailConfig(_Strict):
     """SMTP, with STARTTLS or implicit TLS, optional login."""
 
@@ -127,6 +133,7 @@ class ReceiverConfig(_Strict):
     opsgenie: OpsgenieConfig | None = None
     alertmanager: AlertmanagerConfig | None = None
     email: EmailConfig | None = None
+    kubernetes_events: KubernetesEventsConfig | None = None
     console: bool = False
     jsonl: Path | None = None
     group_interval: float | None = Field(None, gt=0)
@@ -135,7 +142,16 @@ class ReceiverConfig(_Strict):
     @property
     def kind(self) -> str:
         """Which kind of receiver this is."""
-        for k in ("slack", "webhook", "pagerduty", "opsgenie", "alertmanager", "email", "jsonl"):
+        for k in (
+            "slack",
+            "webhook",
+            "pagerduty",
+            "opsgenie",
+            "alertmanager",
+            "email",
+            "kubernetes_events",
+            "jsonl",
+        ):
             if getattr(self, k):
                 return k
         return "console"
@@ -144,7 +160,16 @@ class ReceiverConfig(_Strict):
     def _exactly_one(self) -> ReceiverConfig:
         kinds = [
             k
-            for k in ("slack", "webhook", "pagerduty", "opsgenie", "alertmanager", "email", "jsonl")
+            for k in (
+                "slack",
+                "webhook",
+                "pagerduty",
+                "opsgenie",
+                "alertmanager",
+                "email",
+                "kubernetes_events",
+                "jsonl",
+            )
             if getattr(self, k)
         ] + (["console"] if self.console else [])
         if len(kinds) != 1:
@@ -305,6 +330,11 @@ def effective(settings: Settings, file: FileConfig | None) -> FileConfig:
                     "to": [a.strip() for a in settings.email_to.split(",") if a.strip()],
                 }
             ),
+        )
+    if settings.kubernetes_events:
+        add(
+            "kubernetes-events",
+            kubernetes_events=KubernetesEventsConfig(api_url=settings.kubernetes_api_url),
         )
     if settings.jsonl_path is not None:
         add("jsonl", jsonl=settings.jsonl_path)

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     config: Path | None = None
     kubernetes: Literal["auto", "on", "off"] = "auto"
     kubernetes_api_url: str | None = None
+    kubernetes_events: bool = False
     silences_path: Path | None = None
     jsonl_path: Path | None = None
     webhook_url: str | None = None

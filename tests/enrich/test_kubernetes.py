@@ -10,6 +10,10 @@ from collections.abc import Iterator
 import pytest
 
 from oomwatch.enrich.kubernetes import PodIndex, PodWatcher, describe, pod_info, where_text
+from oomwatch.incidents import Incident
+from oomwatch.notify import NotifyError
+from oomwatch.notify.k8s_events import KubernetesEventsNotifier
+from oomwatch.sample import sample_incident
 from tests.k8s_api import KubeAPI, pod
 
 CID = "25a38b5b8d556d7983d975577f5ac75ebbcfb4b269e6deaa0a0440c1ffc969ca"
@@ -130,3 +134,79 @@ def test_api_down_is_survived() -> None:
 
     asyncio.run(go())
     assert not index.pods
+
+
+def kill_incident(k8s: bool, followup: int = 0) -> Incident:
+    """The sample kill, attributed to a pod or not, perhaps a follow-up."""
+    inc = sample_incident("node-1")
+    body = dict(inc.body)
+    if k8s:
+        body["kubernetes"] = {
+            "namespace": "shop",
+            "pod": "api-7f9c5d-x2k",
+            "pod_uid": UID,
+            "container": "api",
+        }
+    if followup:
+        body["followup"] = {"count": followup, "pids": [str(i) for i in range(followup)]}
+    return Incident(
+        inc.id,
+        inc.key,
+        inc.kind,
+        inc.status,
+        inc.severity,
+        f"{followup} more OOM kills" if followup else inc.title,
+        inc.detected_at,
+        body,
+    )
+
+
+def send_event(api: KubeAPI, inc: Incident) -> None:
+    """One delivery to the Events receiver."""
+    n = KubernetesEventsNotifier("events", "node-1", api_url=api.url)
+
+    async def go() -> None:
+        try:
+            await n.send(inc, "x")
+        finally:
+            await n.aclose()
+
+    asyncio.run(go())
+
+
+def test_event_on_the_pod(api: KubeAPI) -> None:
+    """An attributed kill: a Warning OOMKilling event on the pod, naming process, RSS, limit."""
+    send_event(api, kill_incident(k8s=True))
+    (ev,) = api.created
+    assert api.requests[-1] == "/api/v1/namespaces/shop/events"
+    assert ev["reason"] == "OOMKilling"
+    assert ev["type"] == "Warning"
+    assert ev["involvedObject"]["kind"] == "Pod"
+    assert ev["involvedObject"]["name"] == "api-7f9c5d-x2k"
+    assert ev["involvedObject"]["fieldPath"] == "spec.containers{api}"
+    assert "stress-ng-vm (pid 183960)" in ev["message"]
+    assert "RSS 91.3 MiB" in ev["message"]
+    assert "limit 100.0 MiB" in ev["message"]
+
+
+def test_event_on_the_node_and_storms_as_counts(api: KubeAPI) -> None:
+    """Without a pod the event goes on the node; a follow-up is one event with a count."""
+    send_event(api, kill_incident(k8s=False))
+    send_event(api, kill_incident(k8s=False, followup=40))
+    first, storm = api.created
+    assert api.requests[-1] == "/api/v1/namespaces/default/events"
+    assert first["involvedObject"] == {"kind": "Node", "name": "node-1", "uid": "node-1"}
+    assert storm["count"] == 40
+    assert "40 more OOM kills" in storm["message"]
+
+
+def test_forbidden_event_is_not_retried(api: KubeAPI) -> None:
+    """RBAC refusing event creation is permanent; an API that is down is retried."""
+    api.post_status = 403
+    with pytest.raises(NotifyError) as e:
+        send_event(api, kill_incident(k8s=True))
+    assert e.value.retryable is False
+    api.stop()
+    with pytest.raises(NotifyError) as down:
+        send_event(api, kill_incident(k8s=True))
+    assert down.value.retryable is True

@@ -151,13 +151,7 @@ class PodWatcher:
         self.connected = False
 
     def _client(self) -> Any:
-        from lightkube import AsyncClient, KubeConfig
-        from lightkube.config.models import Cluster, User
-
-        if self.api_url:  # a `kubectl proxy` or a test server: no credentials of our own
-            config = KubeConfig.from_one(cluster=Cluster(server=self.api_url), user=User())
-            return AsyncClient(config=config)
-        return AsyncClient()  # in-cluster service account, else the kubeconfig
+        return async_client(self.api_url)
 
     async def run(self) -> None:
         """Watch forever; a failure (403, API down, closed stream) waits and watches again."""
@@ -190,6 +184,19 @@ class PodWatcher:
                 )
             self.connected = False
             await asyncio.sleep(self.retry_s)
+
+
+def async_client(api_url: str | None) -> Any:
+    """A lightkube client: in-cluster (service account), else the kubeconfig.
+
+    With `api_url` (a `kubectl proxy` or a test server), no credentials of our own.
+    """
+    from lightkube import AsyncClient, KubeConfig
+    from lightkube.config.models import Cluster, User
+
+    if api_url:
+        return AsyncClient(config=KubeConfig.from_one(cluster=Cluster(server=api_url), user=User()))
+    return AsyncClient()
 
 
 def _short(e: Exception) -> str:

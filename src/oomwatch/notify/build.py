@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from oomwatch.config import ReceiverConfig, secret
 from oomwatch.errors import UsageError
 from oomwatch.notify import Notifier
@@ -22,7 +24,11 @@ class _MemoryThreads:
 
 
 def make_notifier(
-    r: ReceiverConfig, threads: ThreadStore | None = None, *, repeat_interval: float = 4 * 3600.0
+    r: ReceiverConfig,
+    threads: ThreadStore | None = None,
+    *,
+    repeat_interval: float = 4 * 3600.0,
+    node: str | None = None,
 ) -> Notifier:
     """The notifier for one receiver; a missing secret is a UsageError naming it."""
     name = r.name
@@ -95,6 +101,12 @@ def make_notifier(
             ca_file=e.ca_file,
             sender=e.sender,
             to=e.to,
+        )
+    if r.kubernetes_events is not None:
+        from oomwatch.notify.k8s_events import KubernetesEventsNotifier
+
+        return KubernetesEventsNotifier(
+            name, node or socket.gethostname(), api_url=r.kubernetes_events.api_url
         )
     if r.jsonl is not None:
         from oomwatch.notify.jsonl import JsonlNotifier
