@@ -1,5 +1,7 @@
-"""The Helm chart, rendered offline by the real Helm engine and checked against Kubernetes'
-schemas in strict mode, for the default values and every scenario in ci/.
+"""The Helm chart, rendered offline by the real Helm engine, checked strictly.
+
+Every scenario (the defaults and each file of ci/) is validated against Kubernetes'
+schemas in strict mode.
 """
 
 from __future__ import annotations
