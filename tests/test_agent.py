@@ -520,3 +520,47 @@ def test_kill_in_a_kubelet_cgroup_names_the_pod(
     assert got.json()["title"].endswith(
         "container api of pod shop/api-7f9c5d-x2k (Deployment api)."
     )
+
+
+def swap_config(root: Path, text: str, version: str) -> None:
+    """Update a config directory the way Kubernetes updates a mounted ConfigMap."""
+    data = root / f"..{version}"
+    data.mkdir()
+    (data / "config.yaml").write_text(text)
+    tmp = root / "..data_tmp"
+    tmp.symlink_to(data.name)
+    tmp.rename(root / "..data")  # atomic, like the kubelet
+    link = root / "config.yaml"
+    if not link.is_symlink():
+        link.symlink_to("..data/config.yaml")
+
+
+def test_config_reloaded_on_change_and_bad_file_rejected(
+    agents: Callable[..., AgentProcess], tmp_path: Path
+) -> None:
+    """A ConfigMap-style swap of the config file switches receivers live.
+
+    A broken new file is rejected and the configuration in force stays.
+    """
+    first, second = Recorder().start(), Recorder().start()
+    root = tmp_path / "config"
+    root.mkdir()
+    hook = "receivers:\n  - name: hook\n    webhook: {{url: '{}/hook'}}\n"
+    try:
+        swap_config(root, hook.format(first.url), "v1")
+        agent = agents(OOMWATCH_CONFIG=str(root / "config.yaml")).start()
+        one = oom_kill("oomwatch-cfg-1")
+        assert first.wait_for(kill_of(one))
+        swap_config(root, hook.format(second.url), "v2")
+        time.sleep(2.0)
+        two = oom_kill("oomwatch-cfg-2")
+        assert second.wait_for(kill_of(two))
+        assert not first.wait_for(kill_of(two), timeout_s=0.5)
+        swap_config(root, "receivers: [\n", "v3")
+        time.sleep(2.0)
+        three = oom_kill("oomwatch-cfg-3")
+        assert second.wait_for(kill_of(three))
+        assert "the configuration in force stays" in agent.log.read_text()
+    finally:
+        first.stop()
+        second.stop()

@@ -37,7 +37,8 @@ from oomwatch.store import Store
 log = logging.getLogger("oomwatch")
 RESTART_DELAY_S = 2.0
 SLACK_MIN_GAP_S = 1.0
-SILENCES_POLL_S = 1.0  # Slack allows about one message a second per channel
+FILES_POLL_S = 1.0
+CLOSE_OLD_NOTIFIERS_S = 30.0  # Slack allows about one message a second per channel
 KEEP_INCIDENTS_S = 30 * 86400.0  # the state file stays small on a node that runs for years
 PRUNE_EVERY_S = 3600.0
 
@@ -97,6 +98,8 @@ class Agent:
         self.pods, self.pod_watcher = _kubernetes(settings, self.host.hostname)
         self.builder = IncidentBuilder(self.host, self.sampler.cache, self.pods)
         self.conditions = Conditions(settings.thresholds, renotify_s=settings.repeat_interval_s)
+        self._fixed_notifiers = notifiers is not None
+        self._closing: set[asyncio.Task[None]] = set()
         if notifiers is None:
             self.notifiers, self.route, policies = build_notifiers(settings, self.store)
         else:
@@ -133,7 +136,7 @@ class Agent:
                 self._follow_forever(),
                 self._sample_forever(),
                 self.dispatcher.run(),
-                self._watch_silences(),
+                self._watch_files(),
                 *([self.pod_watcher.run()] if self.pod_watcher else []),
             )
         ]
@@ -241,20 +244,55 @@ class Agent:
             return
         log.info("silences reloaded: %d active", sum(s.active(time.time()) for s in self.silences))
 
-    async def _watch_silences(self) -> None:
-        """Reload the silences when their file changes.
+    def reload(self) -> None:
+        """SIGHUP: read the silences and the config file again."""
+        self.reload_silences()
+        self.reload_config()
 
-        A stat a second rather than an inotify watcher: the agent runs on every node,
-        and this costs neither a library in memory nor wakeups of its own.
+    def reload_config(self) -> None:
+        """Build receivers and routes from the config file again; a bad file changes nothing.
+
+        Deliveries already queued for a receiver that is gone fail as "no longer
+        configured"; the old notifiers are closed a little later, once in-flight sends
+        are done.
         """
-        path = self.settings.silences_file
-        seen = _stamp(path)
+        if self.settings.config is None or self._fixed_notifiers:
+            return
+        try:
+            notifiers, route_tree, policies = build_notifiers(self.settings, self.store)
+        except UsageError as e:
+            log.error("%s; the configuration in force stays", e)
+            return
+        old = self.notifiers
+        self.notifiers, self.route = notifiers, route_tree
+        self.dispatcher.notifiers, self.dispatcher.policies = dict(notifiers), dict(policies)
+        log.info("configuration reloaded: receivers %s", ", ".join(notifiers) or "none")
+        asyncio.get_running_loop().call_later(CLOSE_OLD_NOTIFIERS_S, self._close_later, old)
+
+    def _close_later(self, old: dict[str, Notifier]) -> None:
+        for n in old.values():
+            task = asyncio.get_running_loop().create_task(n.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _watch_files(self) -> None:
+        """Reload the silences and the config file when they change.
+
+        A stat a second rather than an inotify watcher: the agent runs on every node, and
+        this costs neither a library in memory nor wakeups of its own. The stat follows
+        symlinks, so a Kubernetes ConfigMap update (a swapped `..data` link) is seen.
+        """
+        silences_path = self.settings.silences_file
+        config_path = self.settings.config
+        seen = (_stamp(silences_path), _stamp(config_path) if config_path else None)
         while True:
-            await asyncio.sleep(SILENCES_POLL_S)
-            now = _stamp(path)
-            if now != seen:
-                seen = now
+            await asyncio.sleep(FILES_POLL_S)
+            now = (_stamp(silences_path), _stamp(config_path) if config_path else None)
+            if now[0] != seen[0]:
                 self.reload_silences()
+            if now[1] != seen[1]:
+                self.reload_config()
+            seen = now
 
     async def _sample_forever(self) -> None:
         interval = self.settings.sample_interval
@@ -385,7 +423,7 @@ def run_agent(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, agent.reload_silences)
+        loop.add_signal_handler(signal.SIGHUP, agent.reload)
         log.info(
             "oomwatch agent on %s (pid %d), state in %s, receivers: %s, http on %s",
             agent.host.hostname,

@@ -21,10 +21,23 @@ def test_dockerfile_shape() -> None:
 
 def test_requirements_are_pinned_and_cover_the_runtime() -> None:
     """Every line pins an exact version, and every core dependency is there."""
-    lines = [ln for ln in (ROOT / "packaging" / "requirements.txt").read_text().splitlines()
-             if ln and not ln.startswith("#")]
+    lines = [
+        ln
+        for ln in (ROOT / "packaging" / "requirements.txt").read_text().splitlines()
+        if ln and not ln.startswith("#")
+    ]
     assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][^\s]*", ln) for ln in lines), lines
     names = {ln.split("==")[0].lower().replace("_", "-") for ln in lines}
-    for dep in ("httpx", "psutil", "pydantic-settings", "slack-sdk", "watchfiles",
-                "prometheus-client", "pyyaml", "jinja2", "rich", "lightkube"):
+    for dep in (
+        "httpx",
+        "psutil",
+        "pydantic-settings",
+        "slack-sdk",
+        "watchfiles",
+        "prometheus-client",
+        "pyyaml",
+        "jinja2",
+        "rich",
+        "lightkube",
+    ):
         assert dep in names, dep
