@@ -169,3 +169,42 @@ def test_missing_secret_file(tmp_path: Path) -> None:
     (r,) = load(path).receivers
     with pytest.raises(UsageError, match="routing_key_file: cannot read /nonexistent"):
         make_notifier(r)
+
+
+def test_routes_and_silences_match_kubernetes_labels() -> None:
+    """namespace, pod, container and owner come from the pod attribution."""
+    from oomwatch import silences
+    from oomwatch.config import Matcher
+
+    inc = sample_incident()
+    body = {
+        **inc.body,
+        "kubernetes": {
+            "namespace": "shop",
+            "pod": "api-7f9c",
+            "container": "api",
+            "owner": "Deployment/api",
+        },
+    }
+    k8s = Incident(
+        inc.id, inc.key, inc.kind, inc.status, inc.severity, inc.title, inc.detected_at, body
+    )
+    lab = labels(k8s)
+    assert (lab["namespace"], lab["pod"], lab["container"], lab["owner"]) == (
+        "shop",
+        "api-7f9c",
+        "api",
+        "Deployment/api",
+    )
+    tree = RouteConfig.model_validate(
+        {
+            "receivers": ["all"],
+            "routes": [
+                {"matchers": ["namespace=shop", "owner=~Deployment/.*"], "receivers": ["shop"]}
+            ],
+        }
+    )
+    assert route(tree, k8s) == ["shop"]
+    assert route(tree, inc) == ["all"]
+    s = silences.Silence("s1", (Matcher.parse("pod=api-7f9c"),), 2e9, 0.0)
+    assert silences.silencing([s], lab, 1e9) == s

@@ -9,6 +9,7 @@ to group repeats, and that is also stable across restarts.
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import socket
 import time
@@ -35,7 +36,8 @@ class HostInfo:
     @classmethod
     def current(cls, boot_id: str, hostname: str | None = None) -> HostInfo:
         """This machine (the node name from the settings, when set, wins)."""
-        return cls(hostname or socket.gethostname(), platform.release(), boot_id)
+        node = hostname or os.environ.get("NODE_NAME") or socket.gethostname()
+        return cls(node, platform.release(), boot_id)
 
 
 @dataclass(frozen=True, slots=True)

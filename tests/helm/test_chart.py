@@ -96,7 +96,8 @@ def test_daemonset_habits() -> None:
     assert effects == {("Exists", "NoSchedule"), ("Exists", "NoExecute")}
     assert c["resources"]["requests"] == c["resources"]["limits"]
     env = {e["name"]: e for e in c["env"]}
-    assert env["OOMWATCH_HOSTNAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert env["OOMWATCH_HOSTNAME"]["value"] == "$(NODE_NAME)"
     assert env["OOMWATCH_PROC_ROOT"]["value"] == "/host/proc"
     assert c["livenessProbe"]["httpGet"]["path"] == "/-/healthy"
     assert c["readinessProbe"]["httpGet"]["path"] == "/-/ready"
