@@ -186,3 +186,52 @@ def test_rate_limit_paces_a_receiver(tmp_path: Path, hook: Recorder) -> None:
     clock.now += 1.0
     run_pass(d)
     assert len(hook.received) == 2
+
+
+def test_rate_limited_kills_join_the_reported_group(tmp_path: Path, hook: Recorder) -> None:
+    """Storm kills printed without their cgroup join the group of the kill that had one.
+
+    The follow-up says so, rather than starting a second group.
+    """
+    clock = Clock()
+    store = Store(tmp_path / "db")
+    d = Dispatcher(
+        store,
+        {"hook": WebhookNotifier(hook.url, name="hook")},
+        Metrics(),
+        policies={"hook": Policy(group_interval=G)},
+        clock=clock,
+    )
+
+    def kill(n: int, cgroup: str | None) -> Incident:
+        body = {
+            "kind": "oom_kill",
+            "host": "node-1",
+            "victim": {"pid": n, "comm": "w"},
+            "message": "Memory cgroup out of memory",
+            "task_memcg": cgroup,
+            "oom_memcg": cgroup,
+            "container": None,
+            "group_alias": "alias-w",
+            "where": f"cgroup {cgroup}" if cgroup else "the host",
+        }
+        key = ("a" if cgroup else "b") * 20
+        return Incident(f"kill:{n}", key, "oom_kill", "firing", "critical", f"kill {n}", 0.0, body)
+
+    store.record([kill(1, "/cg")], ["hook"])
+    run_pass(d)
+    store.record([kill(n, None) for n in range(2, 6)], ["hook"])
+    run_pass(d)
+    assert len(hook.received) == 1
+    clock.now += G + 1
+    run_pass(d)
+    assert len(hook.received) == 2
+    follow = json.loads(hook.received[1].body)
+    assert follow["key"] == "a" * 20
+    assert follow["incident"]["followup"]["pids"] == ["2", "3", "4", "5"]
+    # their cgroup is unknown, so the follow-up does not claim one
+    assert follow["title"] == (
+        "4 more OOM kills of w on node-1 in the last 5 min "
+        "(pids 2, 3, 4, 5); the kernel printed no cgroup for them: its "
+        "reports were rate-limited"
+    )

@@ -120,6 +120,9 @@ class IncidentBuilder:
             },
             where=where(k),
             detected_at=now,
+            # the same process on the same host: how a storm's rate-limited kills, which
+            # print no cgroup, find the group of the report that did
+            group_alias=fingerprint("oom_kill", self.host.hostname, v.comm),
         )
         body.update(self._memory_now(k.oom_memcg))
         title = e.headline

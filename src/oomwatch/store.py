@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_at REAL NOT NULL,
     created REAL NOT NULL,
     last_error TEXT,
+    group_key TEXT,
     UNIQUE (incident_id, receiver)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS groups (
     last_status TEXT NOT NULL,
     last_severity TEXT NOT NULL,
     followup_at REAL,
+    alias TEXT,
     PRIMARY KEY (receiver, key)
 );
 CREATE TABLE IF NOT EXISTS threads (
@@ -86,6 +88,7 @@ class Folded:
     incident_ids: list[str]
     pids: list[str]
     last: Incident
+    unplaced: int = 0  # kills whose cgroup the kernel did not print (rate-limited reports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +115,16 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA cache_size=-1024")  # 1 MiB: the agent must stay small
         self.db.executescript(SCHEMA)
+        self._migrate()
         # notifiers running in worker threads (Slack, SMTP) use the threads table too
         self.lock = threading.RLock()
+
+    def _migrate(self) -> None:
+        """Add the columns that later versions added to a state file made by an earlier one."""
+        for table, column in (("outbox", "group_key"), ("groups", "alias")):
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         """Close the database."""
@@ -248,19 +259,40 @@ class Store:
         ).fetchone()
         return GroupState(*row) if row else None
 
-    def group_sent(self, receiver: str, key: str, now: float, status: str, severity: str) -> None:
+    def group_sent(
+        self,
+        receiver: str,
+        key: str,
+        now: float,
+        status: str,
+        severity: str,
+        *,
+        alias: str | None = None,
+    ) -> None:
         """Something was sent for `key`; a follow-up it included is done."""
         self.db.execute(
-            "INSERT INTO groups VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (receiver, key) DO "
+            "INSERT INTO groups VALUES (?, ?, ?, ?, ?, NULL, ?) ON CONFLICT (receiver, key) DO "
             "UPDATE SET last_sent = excluded.last_sent, last_status = excluded.last_status, "
-            "last_severity = excluded.last_severity, followup_at = NULL",
-            (receiver, key, now, status, severity),
+            "last_severity = excluded.last_severity, followup_at = NULL, "
+            "alias = COALESCE(excluded.alias, groups.alias)",
+            (receiver, key, now, status, severity, alias),
         )
+
+    def alias_group(self, receiver: str, alias: str, since: float) -> tuple[str, float] | None:
+        """(key, last sent) of the latest group with this alias sent since `since`."""
+        row = self.db.execute(
+            "SELECT key, last_sent FROM groups WHERE receiver = ? AND alias = ? AND "
+            "last_sent >= ? ORDER BY last_sent DESC LIMIT 1",
+            (receiver, alias, since),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
 
     def fold(self, delivery_id: int, receiver: str, key: str, followup_at: float) -> None:
         """Keep a repeat for the follow-up due at `followup_at` (or an earlier one)."""
         with self._tx():
-            self.db.execute("UPDATE outbox SET state = 'folded' WHERE id = ?", (delivery_id,))
+            self.db.execute(
+                "UPDATE outbox SET state = 'folded', group_key = ? WHERE id = ?", (key, delivery_id)
+            )
             self.db.execute(
                 "UPDATE groups SET followup_at = MIN(COALESCE(followup_at, ?), ?) "
                 "WHERE receiver = ? AND key = ?",
@@ -281,20 +313,25 @@ class Store:
         Only the last incident's body is read: a storm folds thousands of kills.
         """
         rows = self.db.execute(
-            "SELECT o.id, o.attempts, i.id, json_extract(i.body, '$.victim.pid') FROM outbox o "
-            "JOIN incidents i ON i.id = o.incident_id "
-            "WHERE o.state = 'folded' AND o.receiver = ? AND i.key = ? ORDER BY o.id",
+            "SELECT o.id, o.attempts, i.id, json_extract(i.body, '$.victim.pid'), "
+            "json_extract(i.body, '$.task_memcg') IS NULL AND "
+            "json_extract(i.body, '$.oom_memcg') IS NULL FROM outbox o "
+            "JOIN incidents i ON i.id = o.incident_id WHERE o.state = 'folded' AND "
+            "o.receiver = ? AND COALESCE(o.group_key, i.key) = ? ORDER BY o.id",
             (receiver, key),
         ).fetchall()
         if not rows:
             return None
-        (last,) = self._deliveries("o.id = ?", (rows[-1][0],), 1)
+        # the body told of is the last one whose cgroup the kernel printed
+        placed = [r for r in rows if not r[4]]
+        (last,) = self._deliveries("o.id = ?", ((placed or rows)[-1][0],), 1)
         return Folded(
             ids=[r[0] for r in rows],
             attempts=max(r[1] for r in rows),
             incident_ids=[r[2] for r in rows],
             pids=[str(r[3]) for r in rows if r[3] is not None],
             last=last.incident,
+            unplaced=len(rows) - len(placed),
         )
 
     def followed(self, ids: list[int]) -> None:

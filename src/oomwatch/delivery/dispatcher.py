@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from oomwatch.delivery.grouping import decide, followup
+from oomwatch.delivery.grouping import decide, followup, unplaced
 from oomwatch.incidents import Incident
 from oomwatch.metrics import Metrics
 from oomwatch.notify import Notifier, NotifyError
@@ -141,6 +141,16 @@ class Dispatcher:
             return
         p = self.policy(d.receiver)
         inc = d.incident
+        alias = inc.body.get("group_alias")
+        if unplaced(inc) and isinstance(alias, str):
+            # a storm's rate-limited kill: the same process on the same host as a group
+            # sent moments ago, so it joins that group's follow-up (which says the cgroup
+            # of these kills is unknown) rather than starting a second one
+            found = self.store.alias_group(d.receiver, alias, now - p.group_interval)
+            if found is not None and found[0] != inc.key:
+                self.store.fold(d.id, d.receiver, found[0], found[1] + p.group_interval)
+                self.metrics.deliveries.labels(d.receiver, "folded").inc()
+                return
         action, reason = decide(
             inc,
             self.store.group(d.receiver, inc.key),
@@ -171,7 +181,14 @@ class Dispatcher:
             fail=lambda err: self.store.give_up(d.id, "failed", err),
         ):
             self.store.sent(d.id)
-            self.store.group_sent(d.receiver, inc.key, self.clock(), inc.status, inc.severity)
+            self.store.group_sent(
+                d.receiver,
+                inc.key,
+                self.clock(),
+                inc.status,
+                inc.severity,
+                alias=alias if isinstance(alias, str) else None,
+            )
 
     async def _followup(self, receiver: str, key: str) -> None:
         folded = self.store.folded(receiver, key)
@@ -187,7 +204,15 @@ class Dispatcher:
             self.store.postpone_followup(receiver, key, slot)
             return
         p = self.policy(receiver)
-        inc = followup(folded.last, folded.pids, folded.incident_ids, receiver, p.group_interval)
+        inc = followup(
+            folded.last,
+            folded.pids,
+            folded.incident_ids,
+            receiver,
+            p.group_interval,
+            key=key,
+            unplaced_count=folded.unplaced,
+        )
         attempts = folded.attempts
         ids = folded.ids
 

@@ -57,8 +57,27 @@ def decide(
     return "fold", "folded"
 
 
+def unplaced(inc: Incident) -> bool:
+    """A memcg kill whose report the kernel rate-limited: its cgroup is unknown."""
+    b = inc.body
+    return bool(
+        inc.kind == "oom_kill"
+        and not b.get("task_memcg")
+        and not b.get("oom_memcg")
+        and not b.get("container")
+        and str(b.get("message") or "").startswith("Memory cgroup")
+    )
+
+
 def followup(
-    last: Incident, pids: list[str], incident_ids: list[str], receiver: str, group_interval: float
+    last: Incident,
+    pids: list[str],
+    incident_ids: list[str],
+    receiver: str,
+    group_interval: float,
+    *,
+    key: str | None = None,
+    unplaced_count: int = 0,
 ) -> Incident:
     """One incident that tells of every folded repeat: how many, which pids, over what time."""
     b = last.body
@@ -74,6 +93,9 @@ def followup(
         )
         if shown:
             title += f" (pids {shown})"
+        if unplaced_count:
+            which = "them" if unplaced_count == n else f"{unplaced_count} of them"
+            title += f"; the kernel printed no cgroup for {which}: its reports were rate-limited"
     else:
         title = f"{n} more: {last.title} (in the last {minutes} min)"
     body = {
@@ -83,11 +105,12 @@ def followup(
             "pids": pids,
             "incidents": incident_ids,
             "group_interval_s": group_interval,
+            "cgroup_unknown": unplaced_count,
         },
     }
     return Incident(
         f"followup:{receiver}:{incident_ids[0]}",
-        last.key,
+        key or last.key,
         last.kind,
         last.status,
         last.severity,
