@@ -564,3 +564,30 @@ def test_config_reloaded_on_change_and_bad_file_rejected(
     finally:
         first.stop()
         second.stop()
+
+
+def test_sighup_reloads_silences(
+    agents: Callable[..., AgentProcess], hook: Recorder, tmp_path: Path
+) -> None:
+    """SIGHUP reloads the silences even when the file's stamp did not change."""
+    import signal as sig
+
+    from oomwatch import silences
+
+    path = tmp_path / "silences.json"
+    silences.add(path, ["comm=oomwatch-hupa"], 600, "")
+    agent = agents(
+        OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook", OOMWATCH_SILENCES_PATH=str(path)
+    ).start()
+    st = path.stat()
+    text = path.read_text().replace("oomwatch-hupa", "oomwatch-hupb")
+    with path.open("r+") as f:  # same inode, same size, same mtime: only SIGHUP can tell
+        f.write(text)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert agent.proc is not None
+    agent.proc.send_signal(sig.SIGHUP)
+    time.sleep(1.0)
+    quiet = oom_kill("oomwatch-hupb")
+    loud = oom_kill("oomwatch-hupa")
+    assert hook.wait_for(kill_of(loud))
+    assert not hook.wait_for(kill_of(quiet), timeout_s=1.0)
