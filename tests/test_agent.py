@@ -476,7 +476,7 @@ def test_silence_added_while_running(
         capture_output=True,
     )
     assert done.returncode == 0
-    time.sleep(1.0)  # the agent reloads on the file's change
+    time.sleep(2.5)  # the agent polls the file once a second
     quiet = oom_kill("oomwatch-quiet")
     loud = oom_kill("oomwatch-loud")
     assert hook.wait_for(kill_of(loud))
@@ -505,7 +505,7 @@ def test_kill_in_a_kubelet_cgroup_names_the_pod(
             OOMWATCH_HOSTNAME="node-1",
             OOMWATCH_KUBERNETES_API_URL=api.url,
         ).start()
-        time.sleep(1.0)  # the watch delivers the pod
+        time.sleep(2.0)  # the watch delivers the pod
         pid = oom_kill("api-server", inner=f"kubepods/burstable/pod{uid}/{cid}")
         (got,) = hook.wait_for(kill_of(pid))
     finally:
