@@ -96,6 +96,19 @@ class Clock:
         return self.now
 
 
+def dispatcher_for(
+    store: Store, hook: Recorder, clock: Clock, policy: Policy, metrics: Metrics | None = None
+) -> Dispatcher:
+    """A dispatcher with one webhook receiver `hook` and a test clock."""
+    return Dispatcher(
+        store,
+        {"hook": WebhookNotifier(hook.url, name="hook")},
+        metrics or Metrics(),
+        policies={"hook": policy},
+        clock=clock,
+    )
+
+
 def run_pass(d: Dispatcher) -> None:
     """One delivery pass."""
     asyncio.run(d.deliver_due())
@@ -108,13 +121,7 @@ def test_storm_is_one_message_then_one_followup(tmp_path: Path, hook: Recorder) 
     metrics = Metrics()
 
     def dispatcher() -> Dispatcher:
-        return Dispatcher(
-            store,
-            {"hook": WebhookNotifier(hook.url, name="hook")},
-            metrics,
-            policies={"hook": Policy(group_interval=G)},
-            clock=clock,
-        )
+        return dispatcher_for(store, hook, clock, Policy(group_interval=G), metrics)
 
     store.record([inc(n=1)], ["hook"])
     start = clock.now
@@ -142,14 +149,7 @@ def test_failed_followup_is_retried_not_lost(tmp_path: Path, hook: Recorder) -> 
     """A follow-up that fails keeps its folded kills and goes out later, with the same id."""
     clock = Clock()
     store = Store(tmp_path / "db")
-    d = Dispatcher(
-        store,
-        {"hook": WebhookNotifier(hook.url, name="hook")},
-        Metrics(),
-        policies={"hook": Policy(group_interval=G)},
-        clock=clock,
-        base_delay=1.0,
-    )
+    d = dispatcher_for(store, hook, clock, Policy(group_interval=G))
     store.record([inc(n=1)], ["hook"])
     run_pass(d)
     store.record([inc(n=2), inc(n=3)], ["hook"])
@@ -172,13 +172,7 @@ def test_rate_limit_paces_a_receiver(tmp_path: Path, hook: Recorder) -> None:
     """At most one message per `min_gap_s`: the second waits, it is not dropped."""
     clock = Clock()
     store = Store(tmp_path / "db")
-    d = Dispatcher(
-        store,
-        {"hook": WebhookNotifier(hook.url, name="hook")},
-        Metrics(),
-        policies={"hook": Policy(min_gap_s=1.0)},
-        clock=clock,
-    )
+    d = dispatcher_for(store, hook, clock, Policy(min_gap_s=1.0))
     store.record([inc(n=1, key="a" * 20), inc(n=2, key="b" * 20)], ["hook"])
     run_pass(d)
     assert len(hook.received) == 1
@@ -195,13 +189,7 @@ def test_rate_limited_kills_join_the_reported_group(tmp_path: Path, hook: Record
     """
     clock = Clock()
     store = Store(tmp_path / "db")
-    d = Dispatcher(
-        store,
-        {"hook": WebhookNotifier(hook.url, name="hook")},
-        Metrics(),
-        policies={"hook": Policy(group_interval=G)},
-        clock=clock,
-    )
+    d = dispatcher_for(store, hook, clock, Policy(group_interval=G))
 
     def kill(n: int, cgroup: str | None) -> Incident:
         body = {

@@ -51,20 +51,13 @@ def make_app(
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
             return _reply(start, "200 OK", generate_latest(registry), CONTENT_TYPE_LATEST)
-        if path == "/-/healthy":
-            ok = health.healthy
-            return _reply(
-                start,
-                "200 OK" if ok else "503 Service Unavailable",
-                b"ok\n" if ok else b"event loop stalled\n",
-            )
-        if path == "/-/ready":
-            ok = health.ready
-            return _reply(
-                start,
-                "200 OK" if ok else "503 Service Unavailable",
-                b"ready\n" if ok else b"not reading the kernel log yet\n",
-            )
+        probe = {
+            "/-/healthy": (health.healthy, b"ok\n", b"event loop stalled\n"),
+            "/-/ready": (health.ready, b"ready\n", b"not reading the kernel log yet\n"),
+        }
+        if path in probe:
+            ok, yes, no = probe[path]
+            return _reply(start, "200 OK" if ok else "503 Service Unavailable", yes if ok else no)
         if path == "/api/v1/incidents":
             query = parse_qs(environ.get("QUERY_STRING", ""))
             try:
