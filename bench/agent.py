@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from tests.agentproc import AgentProcess  # noqa: E402
 from tests.servers import Received, Recorder  # noqa: E402
 
-from oomwatch.memcg import MIB, memory_cgroup, start_hog  # noqa: E402
+from oomwatch.drill.memcg import MIB, memory_cgroup, start_hog  # noqa: E402
 
 
 def kmsg_clock_offset() -> float:

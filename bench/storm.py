@@ -34,7 +34,7 @@ from tests.agentproc import AgentProcess  # noqa: E402
 from tests.servers import Received, Recorder  # noqa: E402
 
 from bench.agent import kmsg_clock_offset  # noqa: E402
-from oomwatch.memcg import MIB, memory_cgroup  # noqa: E402
+from oomwatch.drill.memcg import MIB, memory_cgroup  # noqa: E402
 
 # Forks workers one after another inside the cgroup; each raises its own oom_score_adj so
 # the kernel picks it, not the parent, and touches memory until it is killed.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oomwatch.memcg import find_memory_controller
+from oomwatch.drill.memcg import find_memory_controller
 
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "corpus"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from oomwatch.memcg import MIB, memory_cgroup, start_hog
+from oomwatch.drill.memcg import MIB, memory_cgroup, start_hog
 from tests.agentproc import AgentProcess
 from tests.conftest import real_kernel_reason
 from tests.servers import Received, Recorder
@@ -572,7 +572,7 @@ def test_sighup_reloads_silences(
     """SIGHUP reloads the silences even when the file's stamp did not change."""
     import signal as sig
 
-    from oomwatch import silences
+    from oomwatch.delivery import silences
 
     path = tmp_path / "silences.json"
     silences.add(path, ["comm=oomwatch-hupa"], 600, "")

@@ -11,7 +11,7 @@ import pytest
 
 from oomwatch.cli import main
 from oomwatch.errors import LogUnavailableError
-from oomwatch.locallog import Roots, read_local_log
+from oomwatch.sources.oneshot import Roots, read_local_log
 from tests.conftest import CORPUS
 
 KMSG = (CORPUS / "034-linux618-kmsg-raw-memcg-v1.log").read_bytes()

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from oomwatch.drill.memcg import MIB, find_memory_controller, memory_cgroup, start_hog
 from oomwatch.kernel.scan import LogScanner
-from oomwatch.memcg import MIB, find_memory_controller, memory_cgroup, start_hog
 from tests.kmsg_tail import KmsgTail
 
 LIMIT = 32 * MIB
@@ -98,7 +98,7 @@ def test_diagnose_through_a_real_journald(cgroup_name: str, journald: None) -> N
     """journald (reading the kernel log itself) gives the same kill through journalctl."""
     import time
 
-    from oomwatch.locallog import read_local_log
+    from oomwatch.sources.oneshot import read_local_log
 
     pid, _ = kill_in_cgroup(cgroup_name, "oomwatch-jrnl")
     deadline = time.monotonic() + 10

@@ -167,7 +167,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
     """`oomwatch silence add|list|expire`."""
     import time
 
-    from oomwatch import silences
+    from oomwatch.delivery import silences
     from oomwatch.settings import load_settings
 
     path = load_settings().silences_file
@@ -208,8 +208,8 @@ def _settings_with(config: Path | None) -> Any:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """`oomwatch check-config`: validate, then show the effective receivers and routes."""
-    from oomwatch.config import effective, load_file
-    from oomwatch.notify.build import make_notifier
+    from oomwatch.notify.registry import KINDS
+    from oomwatch.receivers import effective, load_file, make_notifier
 
     settings = _settings_with(args.config)
     file = load_file(settings.config) if settings.config else None
@@ -219,40 +219,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"config: {settings.config or '(none: receivers from the environment)'}")
     print("receivers:")
     for r in eff.receivers:
-        print(f"  {r.name}: {r.kind} {_describe(r)}")
+        shown = KINDS[r.kind].describe(r.kind_config)
+        print(terminal(f"  {r.name}: {r.kind} {shown}".rstrip()))
     print("routes:")
     if eff.route is not None:
         _print_route(eff.route, 1)
     return EXIT_OK
-
-
-def _describe(r: Any) -> str:
-    from oomwatch.config import mask
-    from oomwatch.notify import redact_url
-
-    kind = r.kind
-    c: Any = getattr(r, kind, None)
-    if kind == "slack":
-        if c.token or c.token_file:
-            return (
-                f"(bot token {mask(c.token) or 'from ' + str(c.token_file)}, channel "
-                f"{c.channel}, api {c.api_url})"
-            )
-        return f"(incoming webhook {redact_url(c.webhook_url) if c.webhook_url else 'from file'})"
-    if kind == "webhook":
-        url = redact_url(c.url) if c.url else f"from {c.url_file}"
-        return f"({url}{', signed' if c.hmac_secret or c.hmac_secret_file else ''})"
-    if kind == "pagerduty":
-        return f"(routing key {mask(c.routing_key) or 'from file'}, {redact_url(c.url)})"
-    if kind == "opsgenie":
-        return f"(api key {mask(c.api_key) or 'from file'}, {redact_url(c.url)})"
-    if kind == "alertmanager":
-        return f"({c.url})"
-    if kind == "email":
-        return f"({c.smtp_host}:{c.smtp_port} {c.security}, to {', '.join(c.to)})"
-    if kind == "jsonl":
-        return f"({r.jsonl})"
-    return ""
 
 
 def _print_route(node: Any, depth: int) -> None:
@@ -268,10 +240,9 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
     """`oomwatch test-notify`: one sample incident to each receiver, with the outcome."""
     import asyncio
 
-    from oomwatch.config import effective, load_file
-    from oomwatch.notify import NotifyError
-    from oomwatch.notify.build import make_notifier
-    from oomwatch.sample import sample_incident
+    from oomwatch.errors import NotifyError
+    from oomwatch.notify.sample import sample_incident
+    from oomwatch.receivers import effective, load_file, make_notifier
 
     settings = _settings_with(args.config)
     file = load_file(settings.config) if settings.config else None
@@ -319,7 +290,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_drill(args: argparse.Namespace) -> int:
     """`oomwatch drill`: a real OOM kill, end to end."""
-    from oomwatch.drill import run_drill
+    from oomwatch.drill.run import run_drill
     from oomwatch.settings import load_settings
 
     url = args.agent or f"http://{load_settings().listen}"
@@ -331,7 +302,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
 def cmd_parse(args: argparse.Namespace) -> int:
     """`oomwatch parse`: every kill in the given logs, as text lines or JSON Lines."""
-    from oomwatch.render.text import one_line
+    from oomwatch.render.report import one_line
 
     files: list[str] = args.files or ["-"]
     failed = False
@@ -395,8 +366,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     """`oomwatch diagnose`: read this machine's kernel log and explain every kill."""
     from rich.console import Console
 
-    from oomwatch.locallog import Roots, read_local_log
-    from oomwatch.render.text import print_report
+    from oomwatch.render.report import print_report
+    from oomwatch.sources.oneshot import Roots, read_local_log
 
     now = datetime.now(UTC)
     since = parse_since(args.since, now) if args.since else None

@@ -38,7 +38,19 @@ class Metrics:
             "oomwatch_sample_duration_seconds", "Time to take one memory sample", registry=r
         )
         self.queue_depth = Gauge(
-            "oomwatch_queue_depth", "Deliveries waiting in the outbox", registry=r
+            "oomwatch_queue_depth", "Deliveries waiting in the outbox", ["receiver"], registry=r
+        )
+        self.paused_until = Gauge(
+            "oomwatch_receiver_paused_until_seconds",
+            "Until when a receiver's rate limit pauses its deliveries (Unix time; 0: not paused)",
+            ["receiver"],
+            registry=r,
+        )
+        self.task_restarts = Counter(
+            "oomwatch_task_restarts", "Agent tasks restarted after they died", ["task"], registry=r
+        )
+        self.task_up = Gauge(
+            "oomwatch_task_up", "Whether each agent task is running", ["task"], registry=r
         )
         self.deliveries = Counter(
             "oomwatch_deliveries", "Delivery attempts", ["receiver", "result"], registry=r

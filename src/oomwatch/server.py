@@ -25,21 +25,36 @@ class _Quiet(WSGIRequestHandler):
 
 
 class HealthState:
-    """What the probes answer from: the loop's heartbeat and whether the source is read."""
+    """What the probes answer from: the loop's heartbeat, the tasks that are down, the source."""
 
     def __init__(self, stale_after_s: float) -> None:
         self.stale_after_s = stale_after_s
         self.heartbeat = time.monotonic()
         self.ready = False
+        self.failed: dict[str, str] = {}  # task name -> why it is down
 
     def beat(self) -> None:
         """The event loop is alive."""
         self.heartbeat = time.monotonic()
 
+    def up(self, task: str) -> None:
+        """A supervised task runs (again)."""
+        self.failed.pop(task, None)
+
+    def down(self, task: str, why: str) -> None:
+        """A supervised task died and waits to be restarted."""
+        self.failed[task] = why
+
     @property
     def healthy(self) -> bool:
-        """The loop has beaten recently."""
-        return time.monotonic() - self.heartbeat < self.stale_after_s
+        """The loop has beaten recently and no supervised task is down."""
+        return not self.failed and time.monotonic() - self.heartbeat < self.stale_after_s
+
+    def problem(self) -> bytes:
+        """Why the agent is not healthy, for the probe's answer."""
+        if self.failed:
+            return ("".join(f"{k} {v}\n" for k, v in sorted(self.failed.items()))).encode()
+        return b"event loop stalled\n"
 
 
 def make_app(
@@ -52,7 +67,7 @@ def make_app(
         if path == "/metrics":
             return _reply(start, "200 OK", generate_latest(registry), CONTENT_TYPE_LATEST)
         probe = {
-            "/-/healthy": (health.healthy, b"ok\n", b"event loop stalled\n"),
+            "/-/healthy": (health.healthy, b"ok\n", health.problem()),
             "/-/ready": (health.ready, b"ready\n", b"not reading the kernel log yet\n"),
         }
         if path in probe:

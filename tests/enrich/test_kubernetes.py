@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
-from oomwatch.enrich.kubernetes import PodIndex, PodWatcher, describe, pod_info, where_text
-from oomwatch.incidents import Incident
-from oomwatch.notify import NotifyError
+from oomwatch.enrich.kubernetes import PodIndex, PodWatcher, pod_info, pod_ref
+from oomwatch.errors import NotifyError
+from oomwatch.model import FollowUp, Incident, PodRef
 from oomwatch.notify.k8s_events import KubernetesEventsNotifier
-from oomwatch.sample import sample_incident
+from oomwatch.notify.sample import sample_incident
+from oomwatch.testing import with_pod
 from tests.k8s_api import KubeAPI, pod
 
 CID = "25a38b5b8d556d7983d975577f5ac75ebbcfb4b269e6deaa0a0440c1ffc969ca"
@@ -53,8 +55,7 @@ def test_lookup_where_and_deleted_pods() -> None:
     index.upsert(p)
     found = index.lookup(UID, CID)
     assert found is not None
-    k8s = describe(*found)
-    assert where_text(k8s) == "container api of pod shop/api-7f9c5d-x2k (Deployment api)"
+    assert pod_ref(*found).where == "container api of pod shop/api-7f9c5d-x2k (Deployment api)"
     assert index.lookup(None, CID) == found
     index.delete(UID, now=100.0)
     index.expire(now=150.0)
@@ -139,26 +140,16 @@ def test_api_down_is_survived() -> None:
 def kill_incident(k8s: bool, followup: int = 0) -> Incident:
     """The sample kill, attributed to a pod or not, perhaps a follow-up."""
     inc = sample_incident("node-1")
-    body = dict(inc.body)
     if k8s:
-        body["kubernetes"] = {
-            "namespace": "shop",
-            "pod": "api-7f9c5d-x2k",
-            "pod_uid": UID,
-            "container": "api",
-        }
+        inc = with_pod(inc, PodRef("shop", "api-7f9c5d-x2k", UID, "api"))
     if followup:
-        body["followup"] = {"count": followup, "pids": [str(i) for i in range(followup)]}
-    return Incident(
-        inc.id,
-        inc.key,
-        inc.kind,
-        inc.status,
-        inc.severity,
-        f"{followup} more OOM kills" if followup else inc.title,
-        inc.detected_at,
-        body,
-    )
+        pids = tuple(range(followup))
+        inc = replace(
+            inc,
+            title=f"{followup} more OOM kills",
+            followup=FollowUp(followup, pids, tuple(f"k{i}" for i in pids), 300.0),
+        )
+    return inc
 
 
 def send_event(api: KubeAPI, inc: Incident) -> None:

@@ -1,51 +1,220 @@
-"""The one retry loop: outbox rows to notifiers, exponential backoff with jitter, Retry-After."""
+"""Delivery: one lane per receiver, each its own worker, from the outbox to the notifier.
+
+A lane runs the stages of `stages.py` for its receiver alone: a slow, failing or
+crashing receiver never delays or stops another. A 429 pauses the whole lane
+until its Retry-After (stored, so a restart keeps it).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import random
+import sqlite3
 import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
-from oomwatch.delivery.grouping import decide, followup, unplaced
-from oomwatch.incidents import Incident
+from oomwatch.delivery.grouping import decide, followup
+from oomwatch.delivery.stages import BugLog, Outcome, Pace, Policy, attempt, expired, retry_at
+from oomwatch.errors import FailureReason, StoreError
 from oomwatch.metrics import Metrics
-from oomwatch.notify import Notifier, NotifyError
+from oomwatch.notify import Notifier
 from oomwatch.store import Delivery, Store
 
 log = logging.getLogger("oomwatch.delivery")
 
-
-def backoff(
-    attempts: int,
-    *,
-    base: float = 1.0,
-    cap: float = 300.0,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Seconds before retry number `attempts + 1`: exponential, capped, with full jitter."""
-    ceiling = min(cap, base * 2.0**attempts)
-    return ceiling / 2 + rand() * ceiling / 2
+__all__ = ["Dispatcher", "Lane", "Policy"]
+LANE_FAULT_WAIT_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """How a receiver groups, repeats and paces its messages."""
+class Lane:
+    """One receiver's deliveries and follow-ups, in order, at the receiver's pace."""
 
-    group_interval: float = 300.0
-    repeat_interval: float = 4 * 3600.0
-    min_gap_s: float = 0.0  # Slack: at most one message a second per channel
+    def __init__(self, d: Dispatcher, receiver: str) -> None:
+        self.d = d
+        self.receiver = receiver
+        self.wake = asyncio.Event()
+        self.pace = Pace(d.policy(receiver).min_gap_s, d.store.pause(receiver))
+
+    @property
+    def notifier(self) -> Notifier | None:
+        """The receiver's notifier now (a reload may replace it)."""
+        return self.d.notifiers.get(self.receiver)
+
+    async def run(self) -> None:
+        """Deliver forever; a fault of the store waits a moment and goes on."""
+        while True:
+            try:
+                await self.deliver_due()
+                nxt = self.d.store.next_due(self.receiver)
+            except (StoreError, sqlite3.Error) as e:
+                log.error("delivery to %s: state database failed: %s", self.receiver, e)
+                nxt = self.d.clock() + LANE_FAULT_WAIT_S
+            timeout = None if nxt is None else max(nxt - self.d.clock(), 0.0)
+            self.wake.clear()
+            if timeout is not None and timeout <= 0:
+                await asyncio.sleep(0.05)  # due again at once: do not spin
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout)
+
+    async def deliver_due(self) -> None:
+        """One pass over what is due now: follow-ups first, then new deliveries."""
+        store, now = self.d.store, self.d.clock()
+        for key in store.due_followups(now, self.receiver):
+            if not await self._followup(key):
+                break
+        for delivery in store.due(self.d.clock(), self.receiver):
+            if not await self._deliver(delivery):
+                break
+        self.d.metrics.queue_depth.labels(self.receiver).set(store.pending(self.receiver))
+
+    async def _deliver(self, dl: Delivery) -> bool:
+        """Run one delivery through the stages; False when the lane must wait (paced, paused)."""
+        store, m, now = self.d.store, self.d.metrics, self.d.clock()
+        if expired(dl.created, now, self.d.max_age_s):
+            store.give_up(dl.id, "dropped", "older than the maximum age")
+            m.dropped.labels(self.receiver).inc()
+            log.warning("dropped delivery of %s to %s: too old", dl.incident.id, self.receiver)
+            return True
+        notifier = self.notifier
+        if notifier is None:
+            store.give_up(dl.id, "failed", "receiver no longer configured")
+            return True
+        if self._folded(dl, now):
+            return True
+        wait = self.pace.wait_until(now)
+        if wait is not None:
+            store.defer(dl.id, wait)
+            return False
+        inc = dl.incident
+        out = await attempt(notifier, inc, self.receiver, self.d.bug_log)
+        if out.sent:
+            self.d.busy = True
+            store.sent(dl.id)
+            alias = inc.kill.group_alias if inc.kill else None
+            store.group_sent(
+                self.receiver, inc.key, self.d.clock(), inc.status, inc.severity, alias=alias
+            )
+        else:
+            self._failed(
+                out,
+                dl.attempts,
+                lambda at, err: store.retry(dl.id, at, err),
+                lambda err: store.give_up(dl.id, "failed", err),
+                inc.id,
+            )
+        return True
+
+    def _folded(self, dl: Delivery, now: float) -> bool:
+        """Fold a repeat into its group's follow-up, or drop a duplicate; whether it did."""
+        store, m, p, inc = self.d.store, self.d.metrics, self.d.policy(self.receiver), dl.incident
+        if inc.unplaced and inc.kill is not None:
+            # a storm's rate-limited kill: the same process on the same host as a group
+            # sent moments ago, so it joins that group's follow-up (which says the cgroup
+            # of these kills is unknown) rather than starting a second one
+            found = store.alias_group(self.receiver, inc.kill.group_alias, now - p.group_interval)
+            if found is not None and found[0] != inc.key:
+                store.fold(dl.id, self.receiver, found[0], found[1] + p.group_interval)
+                m.deliveries.labels(self.receiver, "folded").inc()
+                return True
+        group = store.group(self.receiver, inc.key)
+        action, reason = decide(
+            inc, group, now, group_interval=p.group_interval, repeat_interval=p.repeat_interval
+        )
+        if action == "fold":
+            last = group.last_sent if group else now
+            store.fold(dl.id, self.receiver, inc.key, last + p.group_interval)
+            m.deliveries.labels(self.receiver, "folded").inc()
+            return True
+        if action == "drop":
+            store.give_up(dl.id, "deduped", reason)
+            m.deliveries.labels(self.receiver, "deduped").inc()
+            return True
+        return False
+
+    async def _followup(self, key: str) -> bool:
+        """Send one follow-up of folded repeats; False when the lane must wait."""
+        store, r = self.d.store, self.receiver
+        folded = store.folded(r, key)
+        notifier = self.notifier
+        if folded is None or notifier is None:
+            if folded is not None:
+                for i in folded.ids:
+                    store.give_up(i, "failed", "receiver no longer configured")
+            store.postpone_followup(r, key, None)
+            return True
+        wait = self.pace.wait_until(self.d.clock())
+        if wait is not None:
+            store.postpone_followup(r, key, wait)
+            return False
+        p = self.d.policy(r)
+        inc = followup(
+            folded.last,
+            folded.pids,
+            folded.incident_ids,
+            r,
+            p.group_interval,
+            key=key,
+            unplaced_count=folded.unplaced,
+        )
+        ids = folded.ids
+
+        def retry(at: float, err: str) -> None:
+            store.postpone_followup(r, key, at)
+            for i in ids:
+                store.retry(i, float("inf"), err)  # attempts counted; state stays folded
+
+        def fail(err: str) -> None:
+            for i in ids:
+                store.give_up(i, "failed", err)
+            store.group_sent(r, key, self.d.clock(), inc.status, inc.severity)
+
+        out = await attempt(notifier, inc, r, self.d.bug_log)
+        if out.sent:
+            store.followed(ids)
+            store.group_sent(r, key, self.d.clock(), inc.status, inc.severity)
+        else:
+            self._failed(out, folded.attempts, retry, fail, inc.id)
+        return True
+
+    def _failed(
+        self,
+        out: Outcome,
+        attempts: int,
+        retry: Callable[[float, str], None],
+        fail: Callable[[str], None],
+        incident_id: str,
+    ) -> None:
+        """Record a failed attempt: retry later (pausing the lane on a rate limit), or give up."""
+        e = out.error
+        if e is None:
+            return
+        self.d.metrics.deliveries.labels(self.receiver, e.reason.value).inc()
+        if not e.retryable:
+            fail(str(e))
+            log.error("delivery of %s to %s failed for good: %s", incident_id, self.receiver, e)
+            return
+        at = retry_at(e, attempts, self.d.clock(), self.d.base_delay)
+        if (
+            e.reason is FailureReason.RATE_LIMITED
+            and e.retry_after is not None
+            and self.pace.pause(at)
+        ):
+            self.d.store.set_pause(self.receiver, at)
+            self.d.metrics.paused_until.labels(self.receiver).set(at)
+        retry(at, str(e))
+        log.warning(
+            "delivery of %s to %s failed (%s); retry in %.1f s",
+            incident_id,
+            self.receiver,
+            e,
+            at - self.d.clock(),
+        )
 
 
 class Dispatcher:
-    """The delivery stages for every receiver: group/dedup, rate limit, send once, retry, record.
-
-    One concurrent lane per receiver, so a slow receiver does not hold up the others.
-    """
+    """The lanes of every receiver, and the one copy of their notifiers and policies."""
 
     def __init__(
         self,
@@ -65,9 +234,10 @@ class Dispatcher:
         self.base_delay = base_delay
         self.policies = dict(policies or {})
         self.clock = clock
-        self._next_slot: dict[str, float] = {}
+        self.bug_log = BugLog()
+        self.lanes: dict[str, Lane] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self.busy = False  # sent something since the agent last trimmed its memory
-        self._wake = asyncio.Event()
 
     def policy(self, receiver: str) -> Policy:
         """The receiver's policy (the defaults when it has none of its own)."""
@@ -75,186 +245,51 @@ class Dispatcher:
 
     def wake(self) -> None:
         """New deliveries are in the outbox."""
-        self._wake.set()
+        for lane in self.lanes.values():
+            lane.wake.set()
+
+    def replace(self, notifiers: Mapping[str, Notifier], policies: Mapping[str, Policy]) -> None:
+        """New receivers after a reload: lanes for new ones, none for removed ones."""
+        self.notifiers, self.policies = dict(notifiers), dict(policies)
+        if self._tasks:
+            self._start_lanes()
+
+    def _start_lanes(self) -> None:
+        self.store.orphans(self.notifiers)
+        for name in self.notifiers:
+            if name not in self._tasks or self._tasks[name].done():
+                lane = self.lanes[name] = Lane(self, name)
+                self._tasks[name] = asyncio.get_running_loop().create_task(
+                    self._supervised(lane), name=f"lane:{name}"
+                )
+        for name in [n for n in self._tasks if n not in self.notifiers]:
+            self._tasks.pop(name).cancel()
+            self.lanes.pop(name, None)
+
+    async def _supervised(self, lane: Lane) -> None:
+        while True:
+            try:
+                await lane.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery lane %s died; restarting", lane.receiver)
+                self.metrics.task_restarts.labels(f"lane:{lane.receiver}").inc()
+                await asyncio.sleep(LANE_FAULT_WAIT_S)
 
     async def run(self) -> None:
-        """Deliver forever."""
-        while True:
-            await self.deliver_due()
-            nxt = self.store.next_due()
-            timeout = None if nxt is None else max(nxt - self.clock(), 0.0)
-            self._wake.clear()
-            if timeout is not None and timeout <= 0:
-                await asyncio.sleep(0.05)  # due again at once: rate-limited; do not spin
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+        """Run every lane until cancelled."""
+        self._start_lanes()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for t in self._tasks.values():
+                t.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            self._tasks.clear()
 
     async def deliver_due(self) -> None:
-        """One pass over what is due now: follow-ups first, then new deliveries."""
-        lanes: dict[str, list[Delivery]] = defaultdict(list)
-        for d in self.store.due(self.clock()):
-            lanes[d.receiver].append(d)
-        followups: dict[str, list[str]] = defaultdict(list)
-        for receiver, key in self.store.due_followups(self.clock()):
-            followups[receiver].append(key)
-        receivers = set(lanes) | set(followups)
-        if receivers:
-            await asyncio.gather(
-                *(self._lane(r, followups.get(r, []), lanes.get(r, [])) for r in receivers)
-            )
-        self.metrics.queue_depth.set(self.store.pending())
-
-    async def _lane(self, receiver: str, keys: list[str], deliveries: list[Delivery]) -> None:
-        for key in keys:
-            await self._followup(receiver, key)
-        for d in deliveries:
-            await self._deliver(d)
-
-    def _paced(self, receiver: str) -> float | None:
-        """When the rate limit lets the next message out, if not now."""
-        gap = self.policy(receiver).min_gap_s
-        if gap <= 0:
-            return None
-        now = self.clock()
-        slot = self._next_slot.get(receiver, 0.0)
-        if now < slot:
-            return slot
-        self._next_slot[receiver] = now + gap
-        return None
-
-    async def _deliver(self, d: Delivery) -> None:
-        now = self.clock()
-        if now - d.created > self.max_age_s:
-            self.store.give_up(d.id, "dropped", "older than the maximum age")
-            self.metrics.dropped.labels(d.receiver).inc()
-            log.warning(
-                "dropped delivery of %s to %s: older than %.0f s",
-                d.incident.id,
-                d.receiver,
-                self.max_age_s,
-            )
-            return
-        notifier = self.notifiers.get(d.receiver)
-        if notifier is None:
-            self.store.give_up(d.id, "failed", "receiver no longer configured")
-            return
-        p = self.policy(d.receiver)
-        inc = d.incident
-        alias = inc.body.get("group_alias")
-        if unplaced(inc) and isinstance(alias, str):
-            # a storm's rate-limited kill: the same process on the same host as a group
-            # sent moments ago, so it joins that group's follow-up (which says the cgroup
-            # of these kills is unknown) rather than starting a second one
-            found = self.store.alias_group(d.receiver, alias, now - p.group_interval)
-            if found is not None and found[0] != inc.key:
-                self.store.fold(d.id, d.receiver, found[0], found[1] + p.group_interval)
-                self.metrics.deliveries.labels(d.receiver, "folded").inc()
-                return
-        action, reason = decide(
-            inc,
-            self.store.group(d.receiver, inc.key),
-            now,
-            group_interval=p.group_interval,
-            repeat_interval=p.repeat_interval,
-        )
-        if action == "fold":
-            group = self.store.group(d.receiver, inc.key)
-            last = group.last_sent if group else now
-            self.store.fold(d.id, d.receiver, inc.key, last + p.group_interval)
-            self.metrics.deliveries.labels(d.receiver, "folded").inc()
-            return
-        if action == "drop":
-            self.store.give_up(d.id, "deduped", reason)
-            self.metrics.deliveries.labels(d.receiver, "deduped").inc()
-            return
-        slot = self._paced(d.receiver)
-        if slot is not None:
-            self.store.defer(d.id, slot)
-            return
-        if await self._send(
-            notifier,
-            inc,
-            d.receiver,
-            attempts=d.attempts,
-            retry=lambda at, err: self.store.retry(d.id, at, err),
-            fail=lambda err: self.store.give_up(d.id, "failed", err),
-        ):
-            self.store.sent(d.id)
-            self.store.group_sent(
-                d.receiver,
-                inc.key,
-                self.clock(),
-                inc.status,
-                inc.severity,
-                alias=alias if isinstance(alias, str) else None,
-            )
-
-    async def _followup(self, receiver: str, key: str) -> None:
-        folded = self.store.folded(receiver, key)
-        notifier = self.notifiers.get(receiver)
-        if folded is not None and notifier is None:
-            for i in folded.ids:
-                self.store.give_up(i, "failed", "receiver no longer configured")
-        if folded is None or notifier is None:
-            self.store.postpone_followup(receiver, key, None)
-            return
-        slot = self._paced(receiver)
-        if slot is not None:
-            self.store.postpone_followup(receiver, key, slot)
-            return
-        p = self.policy(receiver)
-        inc = followup(
-            folded.last,
-            folded.pids,
-            folded.incident_ids,
-            receiver,
-            p.group_interval,
-            key=key,
-            unplaced_count=folded.unplaced,
-        )
-        attempts = folded.attempts
-        ids = folded.ids
-
-        def retry(at: float, err: str) -> None:
-            self.store.postpone_followup(receiver, key, at)
-            for i in ids:
-                self.store.retry(i, float("inf"), err)  # attempts counted; state stays folded
-
-        def fail(err: str) -> None:
-            for i in ids:
-                self.store.give_up(i, "failed", err)
-            self.store.group_sent(receiver, key, self.clock(), inc.status, inc.severity)
-
-        if await self._send(notifier, inc, receiver, attempts=attempts, retry=retry, fail=fail):
-            self.store.followed(ids)
-            self.store.group_sent(receiver, key, self.clock(), inc.status, inc.severity)
-
-    async def _send(
-        self,
-        notifier: Notifier,
-        inc: Incident,
-        receiver: str,
-        *,
-        attempts: int,
-        retry: Callable[[float, str], None],
-        fail: Callable[[str], None],
-    ) -> bool:
-        """One attempt; on failure, schedule the retry or give up. True when sent."""
-        try:
-            await notifier.send(inc, f"{inc.id}/{receiver}")
-        except NotifyError as e:
-            self.metrics.deliveries.labels(receiver, e.reason).inc()
-            if not e.retryable:
-                fail(str(e))
-                log.error("delivery of %s to %s failed for good: %s", inc.id, receiver, e)
-                return False
-            delay = max(backoff(attempts, base=self.base_delay), e.retry_after or 0.0)
-            retry(self.clock() + delay, str(e))
-            log.warning(
-                "delivery of %s to %s failed (%s); retry in %.1f s", inc.id, receiver, e, delay
-            )
-            return False
-        self.metrics.deliveries.labels(receiver, "ok").inc()
-        self.busy = True
-        return True
+        """One pass of every lane (for tests and one-shot use)."""
+        for name in self.notifiers:
+            lane = self.lanes.get(name) or self.lanes.setdefault(name, Lane(self, name))
+            await lane.deliver_due()

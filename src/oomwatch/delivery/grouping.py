@@ -8,27 +8,18 @@ when it escalates, and resolved is always sent. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Literal
 
-from oomwatch.incidents import Incident
+from oomwatch.model import FollowUp, Incident
+from oomwatch.store import GroupState
 
 Action = Literal["send", "fold", "drop"]
 Reason = Literal[
     "first", "new_after_interval", "folded", "resolved", "repeat_interval", "escalated", "duplicate"
 ]
-CONDITIONS = frozenset({"memory_low", "swap_low", "memory_pressure", "cgroup_near_limit"})
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class GroupState:
-    """What was last sent to a receiver for a key."""
-
-    last_sent: float
-    last_status: str
-    last_severity: str
-    followup_at: float | None
+SHOWN_PIDS = 20
 
 
 def decide(
@@ -40,7 +31,7 @@ def decide(
     repeat_interval: float,
 ) -> tuple[Action, Reason]:
     """Send, fold into the next follow-up, or drop as a duplicate; and the reason."""
-    if inc.kind in CONDITIONS:
+    if inc.category == "condition":
         if inc.status == "resolved":
             return "send", "resolved"
         if group is None or group.last_status == "resolved":
@@ -57,21 +48,9 @@ def decide(
     return "fold", "folded"
 
 
-def unplaced(inc: Incident) -> bool:
-    """A memcg kill whose report the kernel rate-limited: its cgroup is unknown."""
-    b = inc.body
-    return bool(
-        inc.kind == "oom_kill"
-        and not b.get("task_memcg")
-        and not b.get("oom_memcg")
-        and not b.get("container")
-        and str(b.get("message") or "").startswith("Memory cgroup")
-    )
-
-
 def followup(
     last: Incident,
-    pids: list[str],
+    pids: list[int],
     incident_ids: list[str],
     receiver: str,
     group_interval: float,
@@ -80,16 +59,17 @@ def followup(
     unplaced_count: int = 0,
 ) -> Incident:
     """One incident that tells of every folded repeat: how many, which pids, over what time."""
-    b = last.body
-    victim = b.get("victim") or {}
     n = len(incident_ids)
     minutes = max(round(group_interval / 60), 1)
-    shown = ", ".join(pids[:20]) + (f" and {len(pids) - 20} more" if len(pids) > 20 else "")
-    if last.kind == "oom_kill":
-        where = f" in {b['where']}" if b.get("where") and b["where"] != "the host" else ""
+    shown = ", ".join(str(p) for p in pids[:SHOWN_PIDS])
+    if len(pids) > SHOWN_PIDS:
+        shown += f" and {len(pids) - SHOWN_PIDS} more"
+    v = last.victim
+    if v is not None:
+        where = f" in {last.where}" if last.where and last.where != "the host" else ""
         title = (
-            f"{n} more OOM kill{'s' if n != 1 else ''} of {victim.get('comm')}{where} on "
-            f"{b.get('host')} in the last {minutes} min"
+            f"{n} more OOM kill{'s' if n != 1 else ''} of {v.comm}{where} on "
+            f"{last.host} in the last {minutes} min"
         )
         if shown:
             title += f" (pids {shown})"
@@ -98,23 +78,10 @@ def followup(
             title += f"; the kernel printed no cgroup for {which}: its reports were rate-limited"
     else:
         title = f"{n} more: {last.title} (in the last {minutes} min)"
-    body = {
-        **b,
-        "followup": {
-            "count": n,
-            "pids": pids,
-            "incidents": incident_ids,
-            "group_interval_s": group_interval,
-            "cgroup_unknown": unplaced_count,
-        },
-    }
-    return Incident(
-        f"followup:{receiver}:{incident_ids[0]}",
-        key or last.key,
-        last.kind,
-        last.status,
-        last.severity,
-        title,
-        last.detected_at,
-        body,
+    return replace(
+        last,
+        id=f"followup:{receiver}:{incident_ids[0]}",
+        key=key or last.key,
+        title=title,
+        followup=FollowUp(n, tuple(pids), tuple(incident_ids), group_interval, unplaced_count),
     )

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from oomwatch.model import PodRef
+
 log = logging.getLogger("oomwatch.kubernetes")
 
 KEEP_DELETED_S = 900.0
@@ -114,28 +116,11 @@ class PodIndex:
         return None
 
 
-def describe(pod: PodInfo, container: str | None) -> dict[str, Any]:
-    """The `kubernetes` part of an incident."""
-    return {
-        "namespace": pod.namespace,
-        "pod": pod.name,
-        "pod_uid": pod.uid,
-        "container": container,
-        "owner": pod.owner(),
-        "owner_kind": pod.owner_kind,
-        "owner_name": pod.owner_name,
-        "labels": pod.labels,
-    }
-
-
-def where_text(k8s: dict[str, Any]) -> str:
-    """`container api of pod shop/api-7f9c (Deployment api)`."""
-    text = f"pod {k8s['namespace']}/{k8s['pod']}"
-    if k8s.get("container"):
-        text = f"container {k8s['container']} of {text}"
-    if k8s.get("owner_kind"):
-        text += f" ({k8s['owner_kind']} {k8s['owner_name']})"
-    return text
+def pod_ref(pod: PodInfo, container: str | None) -> PodRef:
+    """What an incident says about the pod of a kill."""
+    return PodRef(
+        pod.namespace, pod.name, pod.uid, container, pod.owner_kind, pod.owner_name, pod.labels
+    )
 
 
 class PodWatcher:
@@ -202,3 +187,17 @@ def async_client(api_url: str | None) -> Any:
 def _short(e: Exception) -> str:
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
     return text[:200]
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions lightkube's HTTP layer raises: httpx's, or httpx2's in lightkube 1.x."""
+    import httpx
+
+    errors: list[type[BaseException]] = [httpx.HTTPError, OSError]
+    try:
+        import httpx2
+    except ImportError:
+        pass
+    else:
+        errors.append(httpx2.HTTPError)
+    return tuple(errors)

@@ -16,9 +16,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from oomwatch.enrich.cgroups import container_from_cgroup, systemd_unit_of
 from oomwatch.kernel import messages as msg
 from oomwatch.kernel import userspace
+from oomwatch.kernel.cgroups import container_from_cgroup, systemd_unit_of
 from oomwatch.model import (
     Consumer,
     Container,

@@ -4,27 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from oomwatch.incidents import Incident
-
-
-class NotifyError(Exception):
-    """A delivery attempt failed; `retryable` says whether trying again can help.
-
-    `reason` labels the failure metric (client_error, server_error, rate_limited,
-    timeout, connection); `retry_after` is the server's own wait, in seconds.
-    """
-
-    def __init__(
-        self, message: str, *, retryable: bool, reason: str, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.reason = reason
-        self.retry_after = retry_after
+from oomwatch.model import Incident
 
 
 class Notifier(Protocol):
-    """A receiver's sender."""
+    """A receiver's sender: one external side effect per `send`, or a NotifyError."""
 
     name: str
 

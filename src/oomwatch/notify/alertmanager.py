@@ -9,53 +9,61 @@ itself if the agent dies. A resolved condition is sent with `endsAt` = now.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import httpx
 
-from oomwatch.incidents import Incident
+from oomwatch.model import Incident
+from oomwatch.notify.common import Context, HttpUrl, NotifierKind, StrictModel, masked_url
+from oomwatch.notify.facts import details, truncate
+from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
-from oomwatch.notify.render import details, truncate
+
+if TYPE_CHECKING:
+    from oomwatch.settings import Settings
 
 EVENT_TTL = dt.timedelta(minutes=15)
+# alert names that are not the kind in CamelCase
 ALERTNAMES = {
     "oom_kill": "OOMKill",
-    "memory_low": "MemoryLow",
-    "swap_low": "SwapLow",
-    "memory_pressure": "MemoryPressure",
     "cgroup_near_limit": "CgroupNearMemoryLimit",
     "log_gap": "KernelLogGap",
     "unseen_kills": "OOMKillsNotLogged",
 }
 
 
+def alertname(kind: str) -> str:
+    """`OOMKill`, `MemoryLow`, ...: a kind's alert name."""
+    return ALERTNAMES.get(kind) or "".join(w.capitalize() for w in kind.split("_"))
+
+
 def alert(inc: Incident, now: dt.datetime, hold_s: float = 4 * 3600 + 300) -> dict[str, object]:
     """One alert of the v2 API."""
-    b = inc.body
-    v = b.get("victim") or {}
-    c = b.get("container") or {}
     labels = {
-        "alertname": ALERTNAMES.get(inc.kind, "OOMWatch"),
+        "alertname": alertname(inc.kind),
         "severity": inc.severity,
-        "host": str(b.get("host") or ""),
+        "host": inc.host,
         "kind": inc.kind,
         "oomwatch_key": inc.key,
     }
+    have = inc.labels()
+    k = inc.kill
     optional = {
-        "comm": v.get("comm"),
-        "cgroup": b.get("task_memcg") or b.get("subject"),
-        "container_id": c.get("id"),
-        "pod_uid": c.get("pod_uid"),
+        "comm": have.get("comm"),
+        "cgroup": have.get("cgroup"),
+        "container_id": k.kill.container.id if k and k.kill.container else None,
+        "pod_uid": k.kill.container.pod_uid if k and k.kill.container else None,
     }
-    labels.update({k: str(x) for k, x in optional.items() if x})
+    labels.update({name: v for name, v in optional.items() if v})
     why, advice = details(inc)
-    started = dt.datetime.fromtimestamp(float(b.get("detected_at") or now.timestamp()), tz=dt.UTC)
+    started = dt.datetime.fromtimestamp(inc.detected_at, tz=dt.UTC)
     if inc.status == "resolved":
-        ends: dt.datetime | None = now
-    elif inc.kind in ("oom_kill", "log_gap", "unseen_kills"):
+        ends = now
+    elif inc.category == "event":
         ends = started + EVENT_TTL
     else:  # a firing condition: active until the next re-send is due, and a margin
         ends = now + dt.timedelta(seconds=hold_s)
-    out: dict[str, object] = {
+    return {
         "labels": labels,
         "annotations": {
             "summary": truncate(inc.title, 1000),
@@ -63,10 +71,8 @@ def alert(inc: Incident, now: dt.datetime, hold_s: float = 4 * 3600 + 300) -> di
             "what_to_do": truncate(" ".join(advice), 2000),
         },
         "startsAt": started.isoformat(),
+        "endsAt": ends.isoformat(),
     }
-    if ends is not None:
-        out["endsAt"] = ends.isoformat()
-    return out
 
 
 class AlertmanagerNotifier:
@@ -84,7 +90,7 @@ class AlertmanagerNotifier:
         # a firing condition is re-sent every repeat_interval; it must outlive the gap
         self.hold_s = repeat_interval + 300
         self.url = url.rstrip("/") + "/api/v2/alerts"
-        self.client = client or httpx.AsyncClient(timeout=10.0)
+        self.client = client or http_client()
 
     async def send(self, incident: Incident, delivery_key: str) -> None:
         """POST a one-alert list."""
@@ -94,3 +100,24 @@ class AlertmanagerNotifier:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
+
+
+class AlertmanagerConfig(StrictModel):
+    """Prometheus Alertmanager, API v2."""
+
+    url: HttpUrl
+
+
+def _build(name: str, c: AlertmanagerConfig, ctx: Context) -> AlertmanagerNotifier:
+    return AlertmanagerNotifier(name, c.url, repeat_interval=ctx.repeat_interval)
+
+
+def _describe(c: AlertmanagerConfig) -> str:
+    return f"({masked_url(c.url)})"
+
+
+def _from_settings(s: Settings) -> AlertmanagerConfig | None:
+    return AlertmanagerConfig(url=s.alertmanager_url) if s.alertmanager_url else None
+
+
+KIND = NotifierKind("alertmanager", AlertmanagerConfig, _build, _describe, _from_settings)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from oomwatch.incidents import Incident
+from oomwatch.model import Incident
+from oomwatch.notify.common import NotifierKind
 from oomwatch.render.escape import terminal
+
+if TYPE_CHECKING:
+    from oomwatch.settings import Settings
 
 
 class ConsoleNotifier:
@@ -18,18 +22,32 @@ class ConsoleNotifier:
 
     async def send(self, incident: Incident, delivery_key: str) -> None:
         """Print the title, where, and the explanation."""
-        b = incident.body
-        lines = [f"[{incident.severity.upper()}] {incident.title}"]
-        victim = b.get("victim") or {}
-        if victim.get("cmdline"):
-            lines.append("  command: " + " ".join(victim["cmdline"]))
-        if b.get("where"):
-            lines.append(f"  where:   {b['where']}")
-        explanation = b.get("explanation") or {}
-        lines.extend("  " + d for d in explanation.get("details", []))
-        lines.extend("  - " + a for a in explanation.get("advice", []))
+        drill = "DRILL " if incident.drill else ""
+        lines = [f"[{drill}{incident.severity.upper()}] {incident.title}"]
+        k = incident.kill
+        if k is not None and k.process.cmdline:
+            lines.append("  command: " + " ".join(k.process.cmdline))
+        if incident.where:
+            lines.append(f"  where:   {incident.where}")
+        e = incident.explanation
+        if e is not None:
+            lines.extend("  " + d for d in e.details)
+            lines.extend("  - " + a for a in e.advice)
         self.stream.write("\n".join(terminal(line) for line in lines) + "\n")
         self.stream.flush()
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def _from_settings(s: Settings) -> bool | None:
+    return True if s.console else None
+
+
+KIND = NotifierKind(
+    "console",
+    bool,
+    lambda name, _c, _ctx: ConsoleNotifier(name=name),
+    lambda _c: "",
+    _from_settings,
+)

@@ -3,34 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from oomwatch.incidents import Incident
-from oomwatch.notify import NotifyError
-from oomwatch.notify.render import details, facts, header_safe, html_escape, plain_text
+from pydantic import Field
+
+from oomwatch.errors import FailureReason, NotifyError
+from oomwatch.model import Incident
+from oomwatch.notify.common import Context, NotifierKind, StrictModel, read_secret
+from oomwatch.notify.facts import details, facts, header_safe, html_escape, plain_text
+
+if TYPE_CHECKING:
+    from oomwatch.settings import Settings
+
+TIMEOUT_S = 15.0
 
 
-def message(inc: Incident, sender: str, to: list[str]) -> EmailMessage:
-    """The email: a subject with host, victim and where; text and HTML bodies."""
-    b = inc.body
-    v = b.get("victim") or {}
-    host = b.get("host") or "?"
-    if inc.kind == "oom_kill":
-        subject = f"[oomwatch] OOM kill on {host}: {v.get('comm')} (pid {v.get('pid')})"
-        if b.get("where"):
-            subject += f" in {b['where']}"
+def message(inc: Incident, sender: str, to: list[str], delivery_key: str = "") -> EmailMessage:
+    """The email: a subject with host, victim and where; text and HTML bodies.
+
+    The Message-ID is derived from the delivery key, so a repeat of one delivery
+    (after a crash) carries the same one; every message of a key references one
+    thread root, so mail clients show a key's messages together.
+    """
+    v = inc.victim
+    drill = "[drill] " if inc.drill else ""
+    if v is not None:
+        subject = f"[oomwatch] {drill}OOM kill on {inc.host}: {v.comm} (pid {v.pid})"
+        if inc.where and inc.where != "the host":
+            subject += f" in {inc.where}"
     else:
-        subject = f"[oomwatch] {inc.status}: {inc.title}"
+        subject = f"[oomwatch] {drill}{inc.status}: {inc.title}"
     msg = EmailMessage()
     msg["Subject"] = header_safe(subject)
     msg["From"] = sender
     msg["To"] = ", ".join(to)
     msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = make_msgid("oomwatch")
+    msg["Message-ID"] = f"<{_digest(delivery_key or inc.id)}@oomwatch>"
+    root = f"<key.{inc.key}@oomwatch>"
+    msg["References"] = root
+    if inc.followup is not None:
+        msg["In-Reply-To"] = root
     msg["X-Oomwatch-Key"] = inc.key
     msg.set_content(plain_text(inc))
     why, advice = details(inc)
@@ -64,8 +82,10 @@ class EmailNotifier:
         ca_file: Path | None,
         sender: str,
         to: list[str],
+        timeout_s: float = TIMEOUT_S,
     ) -> None:
         self.name = name
+        self.timeout_s = timeout_s
         self.host, self.port, self.security = host, port, security
         self.username, self.password = username, password
         self.sender, self.to = sender, to
@@ -76,17 +96,17 @@ class EmailNotifier:
 
     async def send(self, incident: Incident, delivery_key: str) -> None:
         """Send the message."""
-        await asyncio.to_thread(self._send, message(incident, self.sender, self.to))
+        await asyncio.to_thread(self._send, message(incident, self.sender, self.to, delivery_key))
 
     def _send(self, msg: EmailMessage) -> None:
         what = f"smtp {self.host}:{self.port}"
         try:
             if self.security == "tls":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=15, context=self.context
+                    self.host, self.port, timeout=self.timeout_s, context=self.context
                 )
             else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=15)
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
             with smtp:
                 if self.security == "starttls":
                     smtp.starttls(context=self.context)
@@ -99,23 +119,91 @@ class EmailNotifier:
                 smtp.send_message(msg)
         except smtplib.SMTPAuthenticationError as e:
             raise NotifyError(
-                f"{what}: login refused ({e.smtp_code})", retryable=False, reason="client_error"
+                f"{what}: login refused ({e.smtp_code})",
+                retryable=False,
+                reason=FailureReason.AUTH_ERROR,
             ) from None
         except smtplib.SMTPResponseException as e:
             retry = 400 <= e.smtp_code < 500
             raise NotifyError(
                 f"{what}: {e.smtp_code} {e.smtp_error[:100]!r}",
                 retryable=retry,
-                reason="server_error" if retry else "client_error",
+                reason=FailureReason.SERVER_ERROR if retry else FailureReason.CLIENT_ERROR,
             ) from None
         except ssl.SSLError as e:
             raise NotifyError(
-                f"{what}: TLS failed ({e.reason})", retryable=False, reason="client_error"
+                f"{what}: TLS failed ({e.reason})",
+                retryable=False,
+                reason=FailureReason.CLIENT_ERROR,
+            ) from None
+        except TimeoutError:
+            raise NotifyError(
+                f"{what}: timed out", retryable=True, reason=FailureReason.TIMEOUT
             ) from None
         except (smtplib.SMTPException, OSError) as e:
             raise NotifyError(
-                f"{what}: {type(e).__name__}", retryable=True, reason="connection"
+                f"{what}: {type(e).__name__}", retryable=True, reason=FailureReason.CONNECTION
             ) from None
 
     async def aclose(self) -> None:
         """Nothing to release (one connection per message)."""
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:32]
+
+
+class EmailConfig(StrictModel):
+    """SMTP, with STARTTLS or implicit TLS, optional login."""
+
+    smtp_host: str
+    smtp_port: int = Field(587, gt=0, lt=65536)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    verify: bool = True
+    ca_file: Path | None = None
+    sender: str = Field(alias="from")
+    to: list[str]
+    timeout_s: float = Field(TIMEOUT_S, gt=0)
+
+
+def _build(name: str, e: EmailConfig, ctx: Context) -> EmailNotifier:
+    return EmailNotifier(
+        name,
+        host=e.smtp_host,
+        port=e.smtp_port,
+        security=e.security,
+        username=e.username,
+        password=read_secret(e.password, e.password_file, "password"),
+        verify=e.verify,
+        ca_file=e.ca_file,
+        sender=e.sender,
+        to=e.to,
+        timeout_s=e.timeout_s,
+    )
+
+
+def _describe(c: EmailConfig) -> str:
+    return f"({c.smtp_host}:{c.smtp_port} {c.security}, to {', '.join(c.to)})"
+
+
+def _from_settings(s: Settings) -> EmailConfig | None:
+    if not (s.smtp_host and s.email_to):
+        return None
+    return EmailConfig.model_validate(
+        {
+            "smtp_host": s.smtp_host,
+            "smtp_port": s.smtp_port,
+            "security": s.smtp_security,
+            "username": s.smtp_username,
+            "password": s.smtp_password,
+            "password_file": s.smtp_password_file,
+            "from": s.email_from or f"oomwatch@{s.hostname or 'localhost'}",
+            "to": [a.strip() for a in s.email_to.split(",") if a.strip()],
+        }
+    )
+
+
+KIND = NotifierKind("email", EmailConfig, _build, _describe, _from_settings)

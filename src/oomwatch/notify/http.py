@@ -1,42 +1,52 @@
-"""HTTP status classification, in one place for every HTTP notifier."""
+"""HTTP for notifiers: the one status classification, Retry-After, and httpx translated."""
 
 from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from oomwatch.notify import NotifyError, redact_url
+from oomwatch.errors import FailureReason, NotifyError
+
+ERROR_BODY_CHARS = 200  # what of a receiver's error body goes into logs and the store
+TIMEOUT_S = 10.0
 
 
-def classify(resp: httpx.Response, what: str) -> None:
-    """Return on 2xx; else raise NotifyError: 429, 408 and 5xx retry, other 4xx do not."""
-    code = resp.status_code
+def status_error(
+    code: int, what: str, *, body: str = "", retry_after: str | None = None
+) -> NotifyError | None:
+    """None for 2xx; else the NotifyError a status means: 429, 408 and 5xx retry, other 4xx not."""
     if 200 <= code < 300:
-        return
-    body = resp.text[:200].replace("\n", " ")
+        return None
+    detail = f"{what}: HTTP {code}" + (f" {short(body)}" if body else "")
+    wait = parse_retry_after(retry_after)
     if code == 429:
-        raise NotifyError(
-            f"{what}: 429 rate limited",
+        return NotifyError(
+            f"{what}: HTTP 429 rate limited",
             retryable=True,
-            reason="rate_limited",
-            retry_after=retry_after(resp),
+            reason=FailureReason.RATE_LIMITED,
+            retry_after=wait,
         )
     if code == 408 or code >= 500:
-        raise NotifyError(
-            f"{what}: {code} {body}",
-            retryable=True,
-            reason="server_error",
-            retry_after=retry_after(resp),
+        return NotifyError(
+            detail, retryable=True, reason=FailureReason.SERVER_ERROR, retry_after=wait
         )
-    raise NotifyError(f"{what}: {code} {body}", retryable=False, reason="client_error")
+    if code in (401, 403):
+        return NotifyError(detail, retryable=False, reason=FailureReason.AUTH_ERROR)
+    return NotifyError(detail, retryable=False, reason=FailureReason.CLIENT_ERROR)
 
 
-def retry_after(resp: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    value = resp.headers.get("retry-after")
+def short(text: str) -> str:
+    """A receiver's answer, on one line and bounded, for logs and the store."""
+    one = " ".join(text.split())
+    return one[:ERROR_BODY_CHARS] + ("…" if len(one) > ERROR_BODY_CHARS else "")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After value: delta-seconds or an HTTP date."""
     if not value:
         return None
     try:
@@ -47,18 +57,40 @@ def retry_after(resp: httpx.Response) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
-async def post(client: httpx.AsyncClient, url: str, what: str, **kwargs: Any) -> None:
+def header(headers: Mapping[str, Any], name: str) -> str | None:
+    """A header's value whatever the case of its name (lists, as urllib gives, take the first)."""
+    for k, v in headers.items():
+        if k.lower() == name.lower():
+            return str(v[0] if isinstance(v, list) and v else v)
+    return None
+
+
+def client(timeout_s: float = TIMEOUT_S) -> httpx.AsyncClient:
+    """A long-lived client for one receiver (keep-alive, bounded timeouts)."""
+    return httpx.AsyncClient(timeout=timeout_s)
+
+
+async def post(client: httpx.AsyncClient, url: str, what: str, **kwargs: Any) -> httpx.Response:
     """One POST, its failures translated into NotifyError (the URL redacted)."""
+    from oomwatch.notify import redact_url
+
     label = f"{what} {redact_url(url)}"
     try:
         resp = await client.post(url, **kwargs)
     except httpx.TimeoutException:
-        raise NotifyError(f"{label}: timed out", retryable=True, reason="timeout") from None
+        raise NotifyError(
+            f"{label}: timed out", retryable=True, reason=FailureReason.TIMEOUT
+        ) from None
     except httpx.HTTPError as e:
         raise NotifyError(
-            f"{label}: {type(e).__name__}", retryable=True, reason="connection"
+            f"{label}: {type(e).__name__}", retryable=True, reason=FailureReason.CONNECTION
         ) from None
-    classify(resp, label)
+    err = status_error(
+        resp.status_code, label, body=resp.text, retry_after=resp.headers.get("retry-after")
+    )
+    if err is not None:
+        raise err
+    return resp

@@ -8,42 +8,43 @@ follow-up whose `count` says how many), so they do not become event storms.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from oomwatch.incidents import Incident
-from oomwatch.notify import NotifyError
-from oomwatch.notify.render import truncate
+from oomwatch.errors import FailureReason, NotifyError
+from oomwatch.model import UNLIMITED_KB, Incident
+from oomwatch.notify.common import Context, HttpUrl, NotifierKind, StrictModel, masked_url
+from oomwatch.notify.facts import truncate
+from oomwatch.notify.http import status_error
+
+if TYPE_CHECKING:
+    from oomwatch.settings import Settings
 
 MAX_MESSAGE = 1024  # the API accepts more; kubectl shows one line
 
 
 def event(inc: Incident, node: str, now: dt.datetime) -> tuple[str, dict[str, Any]] | None:
     """(namespace, Event object) for a kill; None for other incidents."""
-    if inc.kind != "oom_kill":
+    k = inc.kill
+    if k is None:
         return None
-    b = inc.body
-    v = b.get("victim") or {}
-    k8s = b.get("kubernetes") or None
-    memcg = b.get("memcg") or {}
-    parts = [f"oomwatch: the kernel OOM-killed {v.get('comm')} (pid {v.get('pid')})"]
-    if v.get("rss_kb") is not None:
-        parts.append(f"RSS {v['rss_kb'] / 1024:.1f} MiB")
-    if memcg.get("limit_kb") is not None and memcg["limit_kb"] < 2**50:
-        parts.append(f"limit {memcg['limit_kb'] / 1024:.1f} MiB")
-    follow = b.get("followup")
-    count = 1 + (follow["count"] - 1 if follow else 0)
-    if follow:
+    v = k.kill.victim
+    parts = [f"oomwatch: the kernel OOM-killed {v.comm} (pid {v.pid})"]
+    if v.rss_kb is not None:
+        parts.append(f"RSS {v.rss_kb / 1024:.1f} MiB")
+    m = k.kill.memcg
+    if m is not None and m.limit_kb < UNLIMITED_KB:
+        parts.append(f"limit {m.limit_kb / 1024:.1f} MiB")
+    count = 1
+    if inc.followup is not None:
+        count = inc.followup.count
         parts = [truncate(inc.title, 400)]
-    if k8s:
-        namespace = k8s["namespace"]
-        target = {
-            "kind": "Pod",
-            "name": k8s["pod"],
-            "namespace": namespace,
-            "uid": k8s.get("pod_uid"),
-        }
-        if k8s.get("container"):
-            target["fieldPath"] = f"spec.containers{{{k8s['container']}}}"
+    pod = k.pod
+    target: dict[str, Any]
+    if pod is not None:
+        namespace = pod.namespace
+        target = {"kind": "Pod", "name": pod.pod, "namespace": namespace, "uid": pod.pod_uid}
+        if pod.container:
+            target["fieldPath"] = f"spec.containers{{{pod.container}}}"
     else:
         namespace = "default"
         target = {"kind": "Node", "name": node, "uid": node}
@@ -89,22 +90,53 @@ class KubernetesEventsNotifier:
         from lightkube import ApiError
         from lightkube.resources.core_v1 import Event
 
+        from oomwatch.enrich.kubernetes import transport_errors
+
         try:
             await self._api().create(Event.from_dict(obj), namespace=namespace)
         except ApiError as e:
-            code = e.status.code or 0
-            retry = code == 429 or code >= 500
-            raise NotifyError(
-                f"kubernetes events: {code} {e.status.reason}",
-                retryable=retry,
-                reason="server_error" if retry else "client_error",
+            err = status_error(
+                e.status.code or 500, "kubernetes events", body=str(e.status.reason or "")
+            )
+            raise err or NotifyError(
+                "kubernetes events: unexpected answer",
+                retryable=True,
+                reason=FailureReason.SERVER_ERROR,
             ) from None
-        except Exception as e:
+        except transport_errors() as e:
+            timeout = "Timeout" in type(e).__name__
             raise NotifyError(
-                f"kubernetes events: {type(e).__name__}", retryable=True, reason="connection"
+                f"kubernetes events: {'timed out' if timeout else type(e).__name__}",
+                retryable=True,
+                reason=FailureReason.TIMEOUT if timeout else FailureReason.CONNECTION,
             ) from None
 
     async def aclose(self) -> None:
         """Close the client."""
         if self._client is not None:
             await self._client.close()
+
+
+class KubernetesEventsConfig(StrictModel):
+    """Kubernetes Events on the pod (or node) of each kill."""
+
+    api_url: HttpUrl | None = None
+
+
+def _build(name: str, c: KubernetesEventsConfig, ctx: Context) -> KubernetesEventsNotifier:
+    import socket
+
+    return KubernetesEventsNotifier(name, ctx.node or socket.gethostname(), api_url=c.api_url)
+
+
+def _describe(c: KubernetesEventsConfig) -> str:
+    return f"({masked_url(c.api_url) if c.api_url else 'in-cluster API'})"
+
+
+def _from_settings(s: Settings) -> KubernetesEventsConfig | None:
+    if not s.kubernetes_events:
+        return None
+    return KubernetesEventsConfig(api_url=s.kubernetes_api_url)
+
+
+KIND = NotifierKind("kubernetes_events", KubernetesEventsConfig, _build, _describe, _from_settings)

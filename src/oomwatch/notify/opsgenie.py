@@ -6,14 +6,30 @@ Limits (https://docs.opsgenie.com/docs/alert-api): message 130 characters, alias
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
 
 from oomwatch import __version__
-from oomwatch.incidents import Incident
+from oomwatch.model import Incident
+from oomwatch.notify.common import (
+    Context,
+    HttpUrl,
+    NotifierKind,
+    StrictModel,
+    mask,
+    masked_url,
+    need,
+    read_secret,
+)
+from oomwatch.notify.facts import facts, plain_text, truncate
+from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
-from oomwatch.notify.render import facts, plain_text, truncate
+
+if TYPE_CHECKING:
+    from oomwatch.settings import Settings
 
 PRIORITY = {"critical": "P1", "warning": "P3", "info": "P5"}
 
@@ -27,7 +43,7 @@ class OpsgenieNotifier:
         self.name = name
         self.api_key = api_key
         self.base = url.rstrip("/")
-        self.client = client or httpx.AsyncClient(timeout=10.0)
+        self.client = client or http_client()
 
     async def send(self, incident: Incident, delivery_key: str) -> None:
         """Create the alert, or close it when the incident resolved."""
@@ -47,7 +63,7 @@ class OpsgenieNotifier:
                 "description": truncate(plain_text(incident), 15000),
                 "tags": ["oomwatch", incident.kind],
                 "details": {k: truncate(v, 8000) for k, v in facts(incident)},
-                "entity": truncate(str(incident.body.get("host") or ""), 512),
+                "entity": truncate(incident.host, 512),
                 "source": "oomwatch",
                 "priority": PRIORITY.get(incident.severity, "P3"),
             }
@@ -57,3 +73,34 @@ class OpsgenieNotifier:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
+
+
+class OpsgenieConfig(StrictModel):
+    """Opsgenie Alert API."""
+
+    api_key: str | None = None
+    api_key_file: Path | None = None
+    url: HttpUrl = "https://api.opsgenie.com"
+
+
+def _build(name: str, o: OpsgenieConfig, ctx: Context) -> OpsgenieNotifier:
+    return OpsgenieNotifier(
+        name, need(name, read_secret(o.api_key, o.api_key_file, "api_key"), "api_key"), o.url
+    )
+
+
+def _describe(c: OpsgenieConfig) -> str:
+    return f"(api key {mask(c.api_key) or 'from file'}, {masked_url(c.url)})"
+
+
+def _from_settings(s: Settings) -> OpsgenieConfig | None:
+    if not (s.opsgenie_api_key or s.opsgenie_api_key_file):
+        return None
+    return OpsgenieConfig(
+        api_key=s.opsgenie_api_key,
+        api_key_file=s.opsgenie_api_key_file,
+        **({"url": s.opsgenie_url} if s.opsgenie_url else {}),
+    )
+
+
+KIND = NotifierKind("opsgenie", OpsgenieConfig, _build, _describe, _from_settings, pages=True)

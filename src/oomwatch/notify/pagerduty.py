@@ -7,12 +7,29 @@ explanation, not the task table, to stay far below it.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import httpx
 
 from oomwatch import __version__
-from oomwatch.incidents import Incident
+from oomwatch.model import Incident
+from oomwatch.notify.common import (
+    Context,
+    HttpUrl,
+    NotifierKind,
+    StrictModel,
+    mask,
+    masked_url,
+    need,
+    read_secret,
+)
+from oomwatch.notify.facts import details, facts, truncate
+from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
-from oomwatch.notify.render import details, facts, truncate
+
+if TYPE_CHECKING:
+    from oomwatch.settings import Settings
 
 MAX_SUMMARY = 1024
 SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
@@ -23,7 +40,7 @@ def event(inc: Incident, routing_key: str) -> dict[str, object]:
     if inc.status == "resolved":
         return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": inc.key}
     why, advice = details(inc)
-    b = inc.body
+    v = inc.victim
     return {
         "routing_key": routing_key,
         "event_action": "trigger",
@@ -31,10 +48,10 @@ def event(inc: Incident, routing_key: str) -> dict[str, object]:
         "client": "oomwatch",
         "payload": {
             "summary": truncate(inc.title, MAX_SUMMARY),
-            "source": str(b.get("host") or "unknown"),
+            "source": inc.host or "unknown",
             "severity": SEVERITY.get(inc.severity, "error"),
-            "component": (b.get("victim") or {}).get("comm") or b.get("subject"),
-            "group": b.get("where"),
+            "component": (v.comm if v else None) or inc.where,
+            "group": inc.where,
             "class": inc.kind,
             "custom_details": {
                 **dict(facts(inc)),
@@ -55,7 +72,7 @@ class PagerDutyNotifier:
         self.name = name
         self.routing_key = routing_key
         self.url = url
-        self.client = client or httpx.AsyncClient(timeout=10.0)
+        self.client = client or http_client()
 
     async def send(self, incident: Incident, delivery_key: str) -> None:
         """Trigger or resolve."""
@@ -70,3 +87,33 @@ class PagerDutyNotifier:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
+
+
+class PagerDutyConfig(StrictModel):
+    """PagerDuty Events API v2."""
+
+    routing_key: str | None = None
+    routing_key_file: Path | None = None
+    url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
+
+
+def _build(name: str, p: PagerDutyConfig, ctx: Context) -> PagerDutyNotifier:
+    key = need(name, read_secret(p.routing_key, p.routing_key_file, "routing_key"), "routing_key")
+    return PagerDutyNotifier(name, key, p.url)
+
+
+def _describe(c: PagerDutyConfig) -> str:
+    return f"(routing key {mask(c.routing_key) or 'from file'}, {masked_url(c.url)})"
+
+
+def _from_settings(s: Settings) -> PagerDutyConfig | None:
+    if not (s.pagerduty_routing_key or s.pagerduty_routing_key_file):
+        return None
+    return PagerDutyConfig(
+        routing_key=s.pagerduty_routing_key,
+        routing_key_file=s.pagerduty_routing_key_file,
+        **({"url": s.pagerduty_url} if s.pagerduty_url else {}),
+    )
+
+
+KIND = NotifierKind("pagerduty", PagerDutyConfig, _build, _describe, _from_settings, pages=True)

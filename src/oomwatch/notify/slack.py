@@ -2,17 +2,47 @@
 
 Limits (https://docs.slack.dev/reference/block-kit/blocks): 50 blocks a message,
 3,000 characters a section text, 10 fields of 2,000 characters, 150 for a header;
-the top-level `text` is kept under 3,000 here. Untrusted text is escaped for mrkdwn.
+the top-level `text` is kept under 3,000 here. The blocks are built with
+`slack_sdk.models.blocks`, which checks those shapes. Untrusted text is escaped
+for mrkdwn: no mention, no link and no formatting from a process name.
+
+One attempt is one message: the first of a key goes to the channel, repeats into
+its thread. Updating the first message with the running counts is best-effort:
+its failure is logged and never makes the reply go out again.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from oomwatch.incidents import Incident
-from oomwatch.notify import NotifyError, redact_url
-from oomwatch.notify.render import details, facts, slack_escape, truncate
+from pydantic import model_validator
+
+from oomwatch.errors import FailureReason, NotifyError
+from oomwatch.model import Incident
+from oomwatch.notify import redact_url
+from oomwatch.notify.common import (
+    Context,
+    HttpUrl,
+    NotifierKind,
+    StrictModel,
+    mask,
+    masked_url,
+    need,
+    read_secret,
+)
+from oomwatch.notify.facts import details, facts, truncate
+from oomwatch.notify.http import header, status_error
+from oomwatch.render.escape import slack_escape
+
+if TYPE_CHECKING:
+    from oomwatch.settings import Settings
+
+log = logging.getLogger("oomwatch.notify.slack")
 
 MAX_TEXT = 3000
 MAX_SECTION = 3000
@@ -20,63 +50,136 @@ MAX_FIELD = 2000
 MAX_FIELDS = 10
 MAX_HEADER = 150
 MAX_BLOCKS = 50
+RETRYABLE_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "missing_scope"})
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """The first message of a key: where it is, and the counts its head shows."""
+
+    channel: str
+    ts: str
+    kills: int
+    victims: int
+    head: str  # the first message as JSON [text, blocks], to show it again with new counts
 
 
 class ThreadStore(Protocol):
     """Remembers the first message of each incident key, for threads and the running count."""
 
-    def thread(self, receiver: str, key: str) -> tuple[str, str, int] | None:
-        """(channel, ts, count) of the first message of `key`, if any."""
+    def thread(self, receiver: str, key: str) -> Thread | None:
+        """The first message of `key`, if any."""
         ...
 
-    def save_thread(self, receiver: str, key: str, channel: str, ts: str, count: int) -> None:
-        """Record the first message, or its new count."""
+    def save_thread(self, receiver: str, key: str, thread: Thread) -> None:
+        """Record the first message, or its new counts."""
         ...
 
 
-def blocks(inc: Incident, repeat: int | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, Block Kit blocks) for an incident."""
-    head = {
-        "resolved": "Resolved",
-        "firing": "OOM kill" if inc.kind == "oom_kill" else "Memory condition",
-    }.get(inc.status, inc.status)
-    host = str(inc.body.get("host") or "")
+def headline(inc: Incident) -> str:
+    """`OOM kill: api in shop/api-7f9c… on node-3` (plain text, for the header)."""
+    prefix = "[drill] " if inc.drill else ""
+    if inc.status == "resolved":
+        return f"{prefix}Resolved on {inc.host}: {inc.title}"
+    k = inc.kill
+    if k is not None:
+        where = k.pod.where if k.pod else k.where
+        place = "" if where == "the host" else f" in {where}"
+        return f"{prefix}OOM kill: {k.kill.victim.comm}{place} on {inc.host}"
+    label = {"condition": "Memory condition"}.get(inc.category) or _event_label(inc.kind)
+    return f"{prefix}{label} on {inc.host}"
+
+
+def _event_label(kind: str) -> str:
+    return {"log_gap": "Kernel log overrun", "unseen_kills": "OOM kills not in the log"}.get(
+        kind, "oomwatch"
+    )
+
+
+def blocks(inc: Incident, counts: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """(fallback text, Block Kit blocks) for an incident; `counts` goes in the context line."""
+    from slack_sdk.models.blocks import (
+        ContextBlock,
+        HeaderBlock,
+        MarkdownTextObject,
+        SectionBlock,
+    )
+
+    head = headline(inc)
     title = slack_escape(inc.title)
-    text = truncate(f"{head} on {slack_escape(host)}: {title}", MAX_TEXT)
-    out: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": truncate(f"{head} on {host}", MAX_HEADER)},
-        },
-        {"type": "section", "text": {"type": "mrkdwn", "text": truncate(title, MAX_SECTION)}},
+    text = truncate(f"{slack_escape(head)}: {title}", MAX_TEXT)
+    # plain text shows `<` and `>` as they are; look-alikes keep a name from reading as markup
+    plain = head.replace("<", "\u2039").replace(">", "\u203a").replace("&", "+")
+    out: list[Any] = [
+        HeaderBlock(text=truncate(plain, MAX_HEADER)),
+        SectionBlock(text=MarkdownTextObject(text=truncate(title, MAX_SECTION))),
     ]
     fields = [
-        {"type": "mrkdwn", "text": truncate(f"*{k}*\n{slack_escape(v)}", MAX_FIELD)}
+        MarkdownTextObject(text=truncate(f"*{k}*\n{slack_escape(v)}", MAX_FIELD))
         for k, v in facts(inc)
     ][:MAX_FIELDS]
     if fields:
-        out.append({"type": "section", "fields": fields})
+        out.append(SectionBlock(fields=fields))
     why, advice = details(inc)
     if why:
         out.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": truncate(slack_escape(why), MAX_SECTION)},
-            }
+            SectionBlock(text=MarkdownTextObject(text=truncate(slack_escape(why), MAX_SECTION)))
         )
     if advice:
         todo = "\n".join(f"• {slack_escape(a)}" for a in advice)
         out.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": truncate(f"*What to do*\n{todo}", MAX_SECTION)},
-            }
+            SectionBlock(
+                text=MarkdownTextObject(text=truncate(f"*What to do*\n{todo}", MAX_SECTION))
+            )
         )
-    context = f"key `{inc.key}`"
-    if repeat:
-        context = f"seen {repeat} times · " + context
-    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-    return text, out[:MAX_BLOCKS]
+    context = f"key `{inc.key}`" + (f" · {counts}" if counts else "")
+    out.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
+    return text, [b.to_dict() for b in out[:MAX_BLOCKS]]
+
+
+def counts_text(kills: int, victims: int) -> str:
+    """`3 OOM kills of 3 processes so far`."""
+    return (
+        f"{kills} OOM kill{'s' if kills != 1 else ''} of {victims} "
+        f"process{'es' if victims != 1 else ''} so far"
+    )
+
+
+def slack_error(method: str, status: int, error: str | None, headers: Any) -> NotifyError:
+    """The NotifyError for a Slack answer: its HTTP status, then its `error` string."""
+    what = f"slack {method}"
+    if status == 429 or error == "ratelimited":
+        return NotifyError(
+            f"{what}: rate limited",
+            retryable=True,
+            reason=FailureReason.RATE_LIMITED,
+            retry_after=_retry_after(headers),
+        )
+    if error in AUTH_ERRORS:
+        return NotifyError(
+            f"{what}: Slack said {error}", retryable=False, reason=FailureReason.AUTH_ERROR
+        )
+    if error in RETRYABLE_ERRORS:
+        return NotifyError(
+            f"{what}: Slack said {error}", retryable=True, reason=FailureReason.SERVER_ERROR
+        )
+    by_status = status_error(status, what)
+    if by_status is not None and status >= 300:
+        return by_status
+    return NotifyError(
+        f"{what}: Slack said {error or 'not ok'}",
+        retryable=False,
+        reason=FailureReason.CLIENT_ERROR,
+    )
+
+
+def _retry_after(headers: Any) -> float | None:
+    from oomwatch.notify.http import parse_retry_after
+
+    return parse_retry_after(header(headers or {}, "Retry-After"))
 
 
 class SlackBotNotifier:
@@ -96,59 +199,72 @@ class SlackBotNotifier:
         )
 
     async def send(self, incident: Incident, delivery_key: str) -> None:
-        """Post, or reply in the thread and update the first message's count."""
+        """Post the first message, or reply in its thread and update its counts."""
         await asyncio.to_thread(self._send, incident)
 
     def _send(self, inc: Incident) -> None:
         first = self.threads.thread(self.name, inc.key)
         if first is None:
-            text, bl = blocks(inc)
-            data = self._call("chat_postMessage", channel=self.channel, text=text, blocks=bl)
-            self.threads.save_thread(
-                self.name, inc.key, str(data.get("channel") or self.channel), str(data["ts"]), 1
-            )
+            self._post_head(inc)
             return
-        channel, ts, count = first
         text, bl = blocks(inc)
-        self._call("chat_postMessage", channel=channel, text=text, blocks=bl, thread_ts=ts)
-        self.threads.save_thread(self.name, inc.key, channel, ts, count + 1)
-        head_text, head_blocks = blocks(inc, repeat=count + 1)
-        self._call("chat_update", channel=channel, ts=ts, text=head_text, blocks=head_blocks)
+        self._call(
+            "chat_postMessage", channel=first.channel, text=text, blocks=bl, thread_ts=first.ts
+        )
+        f = inc.followup
+        added_kills = f.count if f else 1
+        pids = {p for p in (f.pids if f else ()) if p}
+        added_victims = len(pids) if f else 1
+        now = replace(first, kills=first.kills + added_kills, victims=first.victims + added_victims)
+        self.threads.save_thread(self.name, inc.key, now)
+        self._update_head(now, inc)
+
+    def _post_head(self, inc: Incident) -> None:
+        text, bl = blocks(inc, counts_text(1, 1) if inc.kind == "oom_kill" else None)
+        data = self._call("chat_postMessage", channel=self.channel, text=text, blocks=bl)
+        ts = data.get("ts")
+        if not isinstance(ts, str):
+            # posted, but Slack gave no ts to thread on: the next repeat starts a new message
+            log.warning("slack %s: answer without ts; repeats will not be threaded", self.name)
+            return
+        head = json.dumps([text, bl])
+        channel = str(data.get("channel") or self.channel)
+        self.threads.save_thread(self.name, inc.key, Thread(channel, ts, 1, 1, head))
+
+    def _update_head(self, t: Thread, inc: Incident) -> None:
+        """Show the running counts on the first message; best-effort."""
+        counts = (
+            counts_text(t.kills, t.victims) if inc.kind == "oom_kill" else f"seen {t.kills} times"
+        )
+        text, bl = json.loads(t.head)
+        for block in bl:
+            if block.get("type") == "context":
+                key_part = block["elements"][0]["text"].split(" · ")[0]
+                block["elements"][0]["text"] = f"{key_part} · {counts}"
+        try:
+            self._call("chat_update", channel=t.channel, ts=t.ts, text=text, blocks=bl)
+        except NotifyError as e:
+            log.warning("slack %s: could not update the first message's counts: %s", self.name, e)
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
-        from slack_sdk.errors import SlackApiError, SlackRequestError
+        from slack_sdk.errors import SlackApiError, SlackClientError
 
         try:
             resp = getattr(self.client, method)(**kwargs)
         except SlackApiError as e:
-            status = e.response.status_code
-            error = (
-                (e.response.data or {}).get("error") if isinstance(e.response.data, dict) else None
-            )
-            if status == 429 or error == "ratelimited":
-                after = e.response.headers.get("Retry-After") or e.response.headers.get(
-                    "retry-after"
-                )
-                raise NotifyError(
-                    f"slack {method}: rate limited",
-                    retryable=True,
-                    reason="rate_limited",
-                    retry_after=float(after) if after else None,
-                ) from None
-            retry = status >= 500 or error in (
-                "internal_error",
-                "fatal_error",
-                "service_unavailable",
-                "request_timeout",
-            )
-            raise NotifyError(
-                f"slack {method}: {status} {error}",
-                retryable=retry,
-                reason="server_error" if retry else "client_error",
+            data = e.response.data if isinstance(e.response.data, dict) else {}
+            raise slack_error(
+                method, e.response.status_code, data.get("error"), e.response.headers
             ) from None
-        except (SlackRequestError, OSError) as e:
+        except TimeoutError:
             raise NotifyError(
-                f"slack {method}: {type(e).__name__}", retryable=True, reason="connection"
+                f"slack {method}: timed out", retryable=True, reason=FailureReason.TIMEOUT
+            ) from None
+        except (SlackClientError, OSError) as e:
+            raise NotifyError(
+                f"slack {method}: {type(e).__name__}",
+                retryable=True,
+                reason=FailureReason.CONNECTION,
             ) from None
         return dict(resp.data) if isinstance(resp.data, dict) else {}
 
@@ -172,31 +288,98 @@ class SlackWebhookNotifier:
 
     def _send(self, inc: Incident) -> None:
         text, bl = blocks(inc)
+        what = f"slack webhook {redact_url(self.url)}"
         try:
             resp = self.client.send(text=text, blocks=bl)
+        except TimeoutError:
+            raise NotifyError(
+                f"{what}: timed out", retryable=True, reason=FailureReason.TIMEOUT
+            ) from None
         except OSError as e:
             raise NotifyError(
-                f"slack webhook {redact_url(self.url)}: {type(e).__name__}",
-                retryable=True,
-                reason="connection",
+                f"{what}: {type(e).__name__}", retryable=True, reason=FailureReason.CONNECTION
             ) from None
-        code = resp.status_code
-        if 200 <= code < 300:
-            return
-        what = f"slack webhook {redact_url(self.url)}: {code} {str(resp.body)[:100]}"
-        if code == 429:
-            after = resp.headers.get("Retry-After") or resp.headers.get("retry-after")
-            raise NotifyError(
-                what,
-                retryable=True,
-                reason="rate_limited",
-                retry_after=float(after[0] if isinstance(after, list) else after)
-                if after
-                else None,
-            )
-        raise NotifyError(
-            what, retryable=code >= 500, reason="server_error" if code >= 500 else "client_error"
+        err = status_error(
+            resp.status_code,
+            what,
+            body=str(resp.body),
+            retry_after=header(resp.headers or {}, "Retry-After"),
         )
+        if err is not None:
+            raise err
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+class SlackConfig(StrictModel):
+    """Slack by bot token (threads, updates) or by incoming webhook (no threads)."""
+
+    token: str | None = None
+    token_file: Path | None = None
+    channel: str | None = None
+    webhook_url: HttpUrl | None = None
+    webhook_url_file: Path | None = None
+    api_url: HttpUrl = "https://slack.com/api/"
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SlackConfig:
+        has_token = bool(self.token or self.token_file)
+        has_hook = bool(self.webhook_url or self.webhook_url_file)
+        if has_token == has_hook:
+            raise ValueError("give either token (with channel) or webhook_url")
+        if has_token and not self.channel:
+            raise ValueError("a bot token needs a channel")
+        return self
+
+
+class _MemoryThreads:
+    """Thread memory for a one-off send (test-notify) that has no state file."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], Thread] = {}
+
+    def thread(self, receiver: str, key: str) -> Thread | None:
+        return self.seen.get((receiver, key))
+
+    def save_thread(self, receiver: str, key: str, thread: Thread) -> None:
+        self.seen[(receiver, key)] = thread
+
+
+def _build(name: str, c: SlackConfig, ctx: Context) -> SlackBotNotifier | SlackWebhookNotifier:
+    if c.token or c.token_file:
+        token = need(name, read_secret(c.token, c.token_file, "token"), "token")
+        return SlackBotNotifier(
+            name,
+            token,
+            need(name, c.channel, "channel"),
+            api_url=c.api_url,
+            threads=ctx.threads or _MemoryThreads(),
+        )
+    url = need(name, read_secret(c.webhook_url, c.webhook_url_file, "webhook_url"), "webhook_url")
+    return SlackWebhookNotifier(name, url)
+
+
+def _describe(c: SlackConfig) -> str:
+    if c.token or c.token_file:
+        token = mask(c.token) or f"from {c.token_file}"
+        return f"(bot token {token}, channel {c.channel}, api {masked_url(c.api_url)})"
+    return f"(incoming webhook {masked_url(c.webhook_url) if c.webhook_url else 'from file'})"
+
+
+def _from_settings(s: Settings) -> SlackConfig | None:
+    if s.slack_bot_token or s.slack_bot_token_file:
+        return SlackConfig(
+            token=s.slack_bot_token,
+            token_file=s.slack_bot_token_file,
+            channel=s.slack_channel,
+            api_url=s.slack_api_url,
+        )
+    if s.slack_webhook_url or s.slack_webhook_url_file:
+        return SlackConfig(
+            webhook_url=s.slack_webhook_url, webhook_url_file=s.slack_webhook_url_file
+        )
+    return None
+
+
+KIND = NotifierKind("slack", SlackConfig, _build, _describe, _from_settings, min_gap_s=1.0)

@@ -12,15 +12,29 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import Field
 
 from oomwatch import __version__
-from oomwatch.errors import UsageError
-from oomwatch.incidents import Incident
-from oomwatch.notify import NotifyError
+from oomwatch.errors import ConfigError, FailureReason, NotifyError
+from oomwatch.model import Incident
+from oomwatch.notify.common import (
+    Context,
+    HttpUrl,
+    NotifierKind,
+    StrictModel,
+    masked_url,
+    need,
+    read_secret,
+)
+from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
+
+if TYPE_CHECKING:
+    from oomwatch.settings import Settings
 
 
 class WebhookNotifier:
@@ -49,21 +63,21 @@ class WebhookNotifier:
             try:
                 self.template = ImmutableSandboxedEnvironment().from_string(template)
             except TemplateSyntaxError as e:
-                raise UsageError(f"receiver {name!r}: bad template: {e}") from None
-        self.client = client or httpx.AsyncClient(timeout=timeout_s)
+                raise ConfigError(f"receiver {name!r}: bad template: {e}") from None
+        self.client = client or http_client(timeout_s)
 
     def body(self, incident: Incident) -> tuple[bytes, str]:
         """The request body and its content type."""
-        payload = incident.payload()
+        payload = incident.to_json()
         if self.template is None:
             return json.dumps(payload, ensure_ascii=False).encode(), "application/json"
-        from jinja2 import TemplateError
-
         try:
             text = self.template.render(payload=payload)
-        except TemplateError as e:
+        except Exception as e:
             raise NotifyError(
-                f"webhook template failed: {e}", retryable=False, reason="client_error"
+                f"webhook template failed: {type(e).__name__}: {str(e)[:200]}",
+                retryable=False,
+                reason=FailureReason.CLIENT_ERROR,
             ) from None
         try:
             json.loads(text)
@@ -90,3 +104,38 @@ class WebhookNotifier:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
+
+
+class WebhookConfig(StrictModel):
+    """A generic webhook (docs/webhook.md)."""
+
+    url: HttpUrl | None = None
+    url_file: Path | None = None
+    hmac_secret: str | None = None
+    hmac_secret_file: Path | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    template: str | None = None
+
+
+def _build(name: str, w: WebhookConfig, ctx: Context) -> WebhookNotifier:
+    return WebhookNotifier(
+        need(name, read_secret(w.url, w.url_file, "url"), "url"),
+        name=name,
+        headers=w.headers,
+        hmac_secret=read_secret(w.hmac_secret, w.hmac_secret_file, "hmac_secret"),
+        template=w.template,
+    )
+
+
+def _describe(c: WebhookConfig) -> str:
+    url = masked_url(c.url) if c.url else f"from {c.url_file}"
+    return f"({url}{', signed' if c.hmac_secret or c.hmac_secret_file else ''})"
+
+
+def _from_settings(s: Settings) -> WebhookConfig | None:
+    if s.webhook_url or s.webhook_url_file:
+        return WebhookConfig(url=s.webhook_url, url_file=s.webhook_url_file)
+    return None
+
+
+KIND = NotifierKind("webhook", WebhookConfig, _build, _describe, _from_settings)

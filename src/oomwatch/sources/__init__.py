@@ -7,9 +7,15 @@ agent saves it only after what came before it is durably stored.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from oomwatch.errors import UsageError
+
+if TYPE_CHECKING:
+    from oomwatch.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +44,46 @@ class Follower(Protocol):
     def close(self) -> None:
         """Release files and processes."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceKind:
+    """One log source: how `run` follows it, and what people call it."""
+
+    name: str
+    label: str
+    follow: Callable[[Settings, str | None, bool], Follower]  # settings, cursor, from_end
+
+
+def _kmsg(s: Settings, cursor: str | None, from_end: bool) -> Follower:
+    from oomwatch.enrich.host import read_boot_id
+    from oomwatch.sources.kmsg import KmsgFollower
+
+    return KmsgFollower(s.kmsg_path, read_boot_id(s.proc_root), cursor, from_end=from_end)
+
+
+def _journald(s: Settings, cursor: str | None, from_end: bool) -> Follower:
+    from oomwatch.sources.journald import JournaldFollower
+
+    if shutil.which("journalctl") is None:
+        raise UsageError("journalctl is not installed")
+    return JournaldFollower(cursor, from_end=from_end)
+
+
+def _file(s: Settings, cursor: str | None, from_end: bool) -> Follower:
+    from oomwatch.sources.logfile import LogFileFollower
+
+    if not s.log_file.parent.is_dir():
+        raise UsageError(f"{s.log_file.parent} does not exist")
+    return LogFileFollower(s.log_file, cursor, from_end=from_end)
+
+
+# the order of `auto`: the first that opens is followed
+SOURCES: dict[str, SourceKind] = {
+    k.name: k
+    for k in (
+        SourceKind("kmsg", "/dev/kmsg", _kmsg),
+        SourceKind("journald", "journald (journalctl -k)", _journald),
+        SourceKind("file", "a kernel log file (kern.log)", _file),
+    )
+}

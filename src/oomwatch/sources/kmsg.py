@@ -100,11 +100,3 @@ class KmsgFollower:
 def _set(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-def read_boot_id(proc_root: Path) -> str:
-    """This boot's id, which tells a restart from a reboot."""
-    try:
-        return (proc_root / "sys" / "kernel" / "random" / "boot_id").read_text().strip()
-    except OSError:
-        return "unknown"

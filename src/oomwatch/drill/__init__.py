@@ -1,0 +1,1 @@
+"""The fire drill: a real OOM kill in a small memory cgroup, end to end."""

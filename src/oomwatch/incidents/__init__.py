@@ -1,0 +1,1 @@
+"""Incidents: the builder and the wording of explanations."""

@@ -1,0 +1,126 @@
+"""Ingest: kernel lines and memory samples become stored, routed incidents.
+
+parse → reconcile → build → route → store. Routing (and silences) happen before
+the store's transaction; the transaction only writes the incidents, their outbox
+rows and the source's cursor, so a crash either loses nothing or has it all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from oomwatch.delivery import silences
+from oomwatch.delivery.routing import route
+from oomwatch.incidents.builder import IncidentBuilder
+from oomwatch.kernel.scan import LogScanner
+from oomwatch.metrics import Metrics
+from oomwatch.model import Incident, OomKill, Snapshot
+from oomwatch.receivers import RouteConfig
+from oomwatch.sampling.conditions import Conditions
+from oomwatch.sampling.reconcile import CgroupReconciler, Reconciler
+from oomwatch.sources import Batch
+from oomwatch.store import Store
+
+log = logging.getLogger("oomwatch")
+
+
+class Ingest:
+    """The agent's path from what was read to what is stored and queued."""
+
+    def __init__(
+        self,
+        store: Store,
+        builder: IncidentBuilder,
+        conditions: Conditions,
+        metrics: Metrics,
+        *,
+        boot_id: str,
+        routes: Callable[[], RouteConfig],
+        silenced: Callable[[], list[silences.Silence]],
+        on_new: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.builder = builder
+        self.conditions = conditions
+        self.metrics = metrics
+        self.boot_id = boot_id
+        self.routes = routes
+        self.silenced = silenced
+        self.on_new = on_new
+        self.reconciler: Reconciler | None = None
+        self.cgroups = CgroupReconciler()
+        self.burst = False  # incidents since the last memory trim
+
+    def batch(self, batch: Batch, source: str, scanner: LogScanner) -> None:
+        """One batch of a follower: its kills and gaps, stored with the cursor after them."""
+        incidents: list[Incident] = []
+        before = scanner.stats.malformed
+        kills: list[OomKill] = []
+        for raw in batch.lines:
+            kills.extend(scanner.feed(raw))
+        self.metrics.malformed.inc(scanner.stats.malformed - before)
+        if batch.lost:
+            self.metrics.log_gaps.inc()
+            self.metrics.records_lost.inc(batch.lost)
+            log.warning("%s overrun: %d records lost", source, batch.lost)
+            incidents.append(self.builder.gap(source, batch.lost, batch.cursor))
+        for k in kills:
+            self.metrics.kills.labels(k.killer, k.constraint or "none").inc()
+            if k.killer == "kernel":
+                if self.reconciler is not None:
+                    self.reconciler.saw(k)
+                self.cgroups.saw(k)
+            incidents.append(self.builder.kill(k))
+        safe = not scanner.parser.needs_context
+        self.record(incidents, source=source, cursor=batch.cursor if safe else None)
+
+    def sample(self, snap: Snapshot) -> None:
+        """One memory sample: conditions, and kills the counters saw but the log did not."""
+        self.builder.snapshot = snap
+        incidents = [self.builder.condition(c) for c in self.conditions.update(snap)]
+        for u in self.cgroups.check(snap.cgroups):
+            self.metrics.unseen_kills.inc(u.missing)
+            log.warning("%d OOM kills in %s were not in the log", u.missing, u.path)
+            incidents.append(
+                self.builder.unseen(u.missing, "memory.events oom_kill", u.path, u.counter)
+            )
+            if self.reconciler is not None:
+                self.reconciler.absorb(u.missing)
+        if self.reconciler is not None:
+            missing = self.reconciler.check(snap.vmstat_oom_kill)
+            if missing:
+                self.metrics.unseen_kills.inc(missing)
+                log.warning("%d OOM kills counted by the kernel were not in the log", missing)
+                incidents.append(
+                    self.builder.unseen(
+                        missing, "/proc/vmstat oom_kill", None, snap.vmstat_oom_kill or 0
+                    )
+                )
+        if incidents:
+            self.record(incidents)
+
+    def record(self, incidents: list[Incident], **where: Any) -> None:
+        """Route, then store incidents (and a cursor) in one transaction; wake delivery."""
+        extra = {
+            "boot_id": self.boot_id,
+            "oom_kill_accounted": self.reconciler.state() if self.reconciler else None,
+        }
+        receivers = {inc.id: self.receivers(inc) for inc in incidents}
+        new = self.store.record(incidents, receivers, extra=extra, **where)
+        self.burst = self.burst or bool(new)
+        for inc in new:
+            self.metrics.incidents.labels(inc.kind).inc()
+        if new:
+            self.on_new()
+
+    def receivers(self, inc: Incident) -> list[str]:
+        """Who gets an incident: its routes, unless a silence covers it."""
+        s = silences.silencing(self.silenced(), inc.labels(), time.time())
+        if s is not None:
+            self.metrics.silenced.labels(inc.kind).inc()
+            log.info("incident %s silenced by %s", inc.id, s.id)
+            return []
+        return route(self.routes(), inc)

@@ -1,0 +1,1 @@
+"""Sampling: memory snapshots, conditions over them, and reconciliation of kill counters."""

@@ -1,0 +1,316 @@
+"""Samples memory: the system, swap, PSI, every limited memory cgroup, and the processes.
+
+A bounded per-pid cache keeps each process's command line, user, cgroup and RSS
+history, so a victim that is already dead when its kill is read can still be
+described. Reading is cheap on purpose: one small read of `/proc/<pid>/stat` per
+process per sample; command line and cgroup only for processes not seen before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import os
+import pwd
+import threading
+import time
+from array import array
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from oomwatch.model import CgroupMem, ProcInfo, Snapshot
+
+UNLIMITED_BYTES = 1 << 60
+MAX_CGROUPS = 4096
+
+
+@dataclass(slots=True)
+class _Entry:
+    info: ProcInfo  # what does not change while the process lives (rss_kb left at 0)
+    # RSS in kB at the last samples this process was alive for (4 bytes each: the
+    # cache holds every process of the node)
+    history: array[int]
+    last_seen: float
+    rss_kb: int = 0
+
+
+@dataclass(slots=True)
+class PidCache:
+    """Processes by pid, bounded; dead ones kept `keep_dead_s` to describe late-read victims."""
+
+    max_entries: int = 8192
+    keep_dead_s: float = 300.0
+    history: int = 30
+    _times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    # the sampler updates these under the lock; readers use get()
+    entries: OrderedDict[int, _Entry] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, pid: int) -> tuple[ProcInfo, list[tuple[float, int]]] | None:
+        """A process's details and RSS history (time, kB), alive or recently dead."""
+        with self.lock:
+            e = self.entries.get(pid)
+            if e is None:
+                return None
+            # a process is in every sample from its start to its end, so its values
+            # are the last ones of the samples up to when it was last seen
+            times = [t for t in self._times if t <= e.last_seen][-len(e.history) :]
+            return e.info, list(zip(times, e.history, strict=False))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def note_sample(self, t: float) -> None:
+        """A sample starts at time t."""
+        with self.lock:
+            self._times.append(t)
+
+    def put(self, pid: int, entry: _Entry) -> None:
+        """Store or refresh a pid's entry as the most recently seen."""
+        with self.lock:
+            self.entries[pid] = entry
+            self.entries.move_to_end(pid)
+
+    def evict(self, now: float) -> None:
+        """Drop processes dead for longer than `keep_dead_s`, then the oldest past the bound."""
+        with self.lock:
+            for pid in [p for p, e in self.entries.items() if now - e.last_seen > self.keep_dead_s]:
+                del self.entries[pid]
+            while len(self.entries) > self.max_entries:
+                self.entries.popitem(last=False)
+
+
+class Sampler:
+    """Takes `Snapshot`s and keeps the pid cache current."""
+
+    def __init__(
+        self,
+        proc_root: Path = Path("/proc"),
+        sys_root: Path = Path("/sys"),
+        *,
+        top_n: int = 10,
+        cache: PidCache | None = None,
+    ) -> None:
+        self.proc = proc_root
+        self.sys = sys_root
+        self.top_n = top_n
+        self.cache = cache or PidCache()
+        self._users: dict[int, str | None] = {}
+        self._page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+        psutil.PROCFS_PATH = str(proc_root)
+
+    def sample(self) -> Snapshot:
+        """Read everything once (run it off the event loop: it reads many small files)."""
+        now = time.time()
+        self.cache.note_sample(now)
+        vm = psutil.virtual_memory()
+        sw = psutil.swap_memory()
+        some, full = self._psi()
+        count, top = self._scan(now)
+        return Snapshot(
+            time=now,
+            mem_total_kb=vm.total // 1024,
+            mem_available_kb=vm.available // 1024,
+            swap_total_kb=sw.total // 1024,
+            swap_free_kb=sw.free // 1024,
+            psi_some_avg10=some,
+            psi_full_avg10=full,
+            vmstat_oom_kill=self.vmstat_oom_kill(),
+            cgroups=tuple(self._cgroups()),
+            top=top,
+            processes=count,
+        )
+
+    def vmstat_oom_kill(self) -> int | None:
+        """The kernel's count of OOM kills since boot (/proc/vmstat oom_kill, 4.13+)."""
+        try:
+            with (self.proc / "vmstat").open("rb") as f:
+                for line in f:
+                    if line.startswith(b"oom_kill "):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            return None
+        return None
+
+    # -- processes ---------------------------------------------------------------------
+
+    def _scan(self, now: float) -> tuple[int, tuple[ProcInfo, ...]]:
+        """Every process's RSS into the cache; (how many processes, the largest ones).
+
+        This runs for every process every sample, so it avoids objects it does not
+        need: one read of /proc/<pid>/stat, no Path objects, one lock for the scan.
+        """
+        try:
+            names = [d.name for d in os.scandir(self.proc) if d.name.isdigit()]
+        except OSError:
+            return 0, ()
+        cache = self.cache
+        proc = str(self.proc)
+        page_kb = self._page_kb
+        keep = cache.history
+        sizes: list[tuple[int, _Entry]] = []
+        new: list[tuple[int, int, str, int]] = []
+        with cache.lock:
+            entries = cache.entries
+            for name in names:
+                stat = _read_str(f"{proc}/{name}/stat")
+                if stat is None:
+                    continue
+                close = stat.rfind(b")")
+                fields = stat[close + 2 :].split()
+                if len(fields) < 22:
+                    continue
+                pid = int(name)
+                start = int(fields[19])
+                rss_kb = int(fields[21]) * page_kb
+                e = entries.get(pid)
+                if e is None or e.info.start_ticks != start:
+                    comm = stat[stat.find(b"(") + 1 : close].decode("utf-8", "backslashreplace")
+                    new.append((pid, start, comm, rss_kb))
+                    continue
+                e.rss_kb = rss_kb
+                e.history.append(min(rss_kb, 0xFFFFFFFF))
+                if len(e.history) > keep:
+                    del e.history[0]
+                e.last_seen = now
+                sizes.append((rss_kb, e))
+        for pid, start, comm, rss_kb in new:  # read outside the lock: several files each
+            e = _Entry(
+                self._describe(pid, start, comm), array("I", [min(rss_kb, 0xFFFFFFFF)]), now, rss_kb
+            )
+            cache.put(pid, e)
+            sizes.append((rss_kb, e))
+        cache.evict(now)
+        top = heapq.nlargest(self.top_n, sizes, key=lambda t: t[0])
+        return len(sizes), tuple(dataclasses.replace(e.info, rss_kb=rss) for rss, e in top)
+
+    def _describe(self, pid: int, start: int, comm: str) -> ProcInfo:
+        base = self.proc / str(pid)
+        raw = _read(base / "cmdline") or b""
+        cmdline = tuple(a.decode("utf-8", "backslashreplace") for a in raw.split(b"\0") if a)
+        try:
+            uid: int | None = os.stat(base).st_uid
+        except OSError:
+            uid = None
+        return ProcInfo(
+            pid,
+            start,
+            comm,
+            cmdline,
+            uid,
+            self._user(uid),
+            _memory_cgroup(_read(base / "cgroup")),
+            0,
+        )
+
+    def _user(self, uid: int | None) -> str | None:
+        if uid is None:
+            return None
+        if uid not in self._users:
+            try:
+                self._users[uid] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                self._users[uid] = None
+        return self._users[uid]
+
+    # -- system --------------------------------------------------------------------------
+
+    def _psi(self) -> tuple[float | None, float | None]:
+        raw = _read(self.proc / "pressure" / "memory")
+        if raw is None:
+            return None, None
+        values: dict[str, float] = {}
+        for line in raw.decode().splitlines():
+            kind, _, rest = line.partition(" ")
+            for item in rest.split():
+                if item.startswith("avg10="):
+                    values[kind] = float(item[6:])
+        return values.get("some"), values.get("full")
+
+    def _cgroups(self) -> list[CgroupMem]:
+        found: list[CgroupMem] = []
+        cg = self.sys / "fs" / "cgroup"
+        roots = []
+        if (cg / "memory" / "memory.limit_in_bytes").exists():
+            roots.append((cg / "memory", 1))
+        for unified in (cg, cg / "unified"):
+            if "memory" in (_read(unified / "cgroup.controllers") or b"").decode().split():
+                roots.append((unified, 2))
+                break
+        for root, version in roots:
+            for dirpath, dirnames, _ in os.walk(root):
+                if len(found) >= MAX_CGROUPS:
+                    return found
+                path = Path(dirpath)
+                if path == root:
+                    continue
+                mem = _cgroup_mem(path, "/" + str(path.relative_to(root)), version)
+                if mem is not None:
+                    found.append(mem)
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        return found
+
+
+def _cgroup_mem(path: Path, name: str, version: int) -> CgroupMem | None:
+    if version == 2:
+        limit_raw = _read(path / "memory.max")
+        if limit_raw is None or limit_raw.strip() == b"max":
+            return None
+        usage_raw = _read(path / "memory.current")
+        events = _read(path / "memory.events") or b""
+    else:
+        limit_raw = _read(path / "memory.limit_in_bytes")
+        usage_raw = _read(path / "memory.usage_in_bytes")
+        events = _read(path / "memory.oom_control") or b""
+    try:
+        limit = int(limit_raw or b"0")
+        usage = int(usage_raw or b"0")
+    except ValueError:
+        return None
+    if limit <= 0 or limit >= UNLIMITED_BYTES:
+        return None
+    kills = None
+    for line in events.splitlines():
+        if line.startswith(b"oom_kill "):
+            kills = int(line.split()[1])
+    return CgroupMem(name, usage, limit, kills)
+
+
+def _memory_cgroup(raw: bytes | None) -> str | None:
+    """The memory cgroup from /proc/<pid>/cgroup (v1 `memory` line, else the v2 `0::` line)."""
+    if not raw:
+        return None
+    v2 = None
+    for line in raw.decode("utf-8", "backslashreplace").splitlines():
+        hid, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if "memory" in controllers.split(","):
+            return path
+        if hid == "0" and controllers == "":
+            v2 = path
+    return v2
+
+
+def _read_str(path: str) -> bytes | None:
+    """One small file in one read (cheaper than open(): no buffered file object)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None

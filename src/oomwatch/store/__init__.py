@@ -1,0 +1,201 @@
+"""Durable state in SQLite: source cursors, incidents, and the delivery outbox.
+
+An incident, its outbox rows and the cursor after it are written in one
+transaction, so a `kill -9` at any moment either loses nothing (the log is read
+again from the old cursor, and the incident id makes the second write a no-op) or
+has everything stored (delivery resumes from the outbox).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from oomwatch.errors import StoreError
+from oomwatch.model import Incident
+from oomwatch.store.outbox import Outbox
+from oomwatch.store.schema import (
+    INCIDENT_COLUMNS,
+    MIGRATIONS,
+    SCHEMA,
+    Delivery,
+    Folded,
+    GroupState,
+    incident_from_row,
+    read_incidents,
+)
+
+if TYPE_CHECKING:
+    from oomwatch.notify.slack import Thread
+
+__all__ = [
+    "INCIDENT_COLUMNS",
+    "Delivery",
+    "Folded",
+    "GroupState",
+    "Store",
+    "incident_from_row",
+    "read_incidents",
+]
+
+
+class Store(Outbox):
+    """The agent's SQLite database (one connection, used from the event loop's thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a crash of the process (kill -9); only a power
+            # loss can drop the last transactions.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA cache_size=-1024")  # 1 MiB: the agent must stay small
+            self.db.executescript(SCHEMA)
+            self._migrate()
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"state database {path}: {e}") from None
+        # notifiers running in worker threads (Slack, SMTP) use the threads table too
+        self.lock = threading.RLock()
+
+    def _migrate(self) -> None:
+        """Add the columns that later versions added to a state file made by an earlier one."""
+        for table, column, decl in MIGRATIONS:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                if column == "category":  # rows of an earlier version: conditions by kind
+                    self.db.execute(
+                        "UPDATE incidents SET category = 'condition' WHERE kind NOT IN "
+                        "('oom_kill', 'log_gap', 'unseen_kills')"
+                    )
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    # -- cursors -------------------------------------------------------------------------
+
+    def cursor(self, source: str) -> tuple[str | None, dict[str, Any]]:
+        """The saved cursor of a source and what was saved with it."""
+        row = self.db.execute(
+            "SELECT value, extra FROM cursors WHERE source = ?", (source,)
+        ).fetchone()
+        if row is None:
+            return None, {}
+        return row[0], json.loads(row[1] or "{}")
+
+    def record(
+        self,
+        incidents: Sequence[Incident],
+        receivers: Iterable[str] | Mapping[str, Sequence[str]],
+        *,
+        source: str | None = None,
+        cursor: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> list[Incident]:
+        """Store incidents, their outbox rows and the cursor in one transaction; return new ones."""
+        now = time.time()
+        new: list[Incident] = []
+        # routed before the transaction: only writes happen inside it
+        fixed = None if isinstance(receivers, Mapping) else list(receivers)
+
+        with self._tx():
+            for inc in incidents:
+                v = inc.victim
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO incidents (id, key, kind, category, status, severity, "
+                    "title, detected_at, drill, body, pid, unplaced) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        inc.id,
+                        inc.key,
+                        inc.kind,
+                        inc.category,
+                        inc.status,
+                        inc.severity,
+                        inc.title,
+                        inc.detected_at,
+                        int(inc.drill),
+                        json.dumps(inc.body(), ensure_ascii=False),
+                        v.pid if v else None,
+                        int(inc.unplaced),
+                    ),
+                )
+                if cur.rowcount == 0:
+                    continue  # read again after a restart: already stored and queued
+                new.append(inc)
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO outbox (incident_id, receiver, next_at, created) "
+                    "VALUES (?, ?, ?, ?)",
+                    [
+                        (inc.id, r, now, now)
+                        for r in (fixed if fixed is not None else receivers.get(inc.id, ()))  # type: ignore[union-attr]
+                    ],
+                )
+            if source is not None and cursor is not None:
+                self.db.execute(
+                    "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE "
+                    "SET value = excluded.value, extra = excluded.extra, "
+                    "updated = excluded.updated",
+                    (source, cursor, json.dumps(extra or {}), now),
+                )
+        return new
+
+    def prune(self, older_than: float) -> int:
+        """Forget incidents detected before `older_than` whose deliveries are all finished."""
+        with self._tx():
+            self.db.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND incident_id IN (SELECT id FROM "
+                "incidents WHERE detected_at < ?)",
+                (older_than,),
+            )
+            cur = self.db.execute(
+                "DELETE FROM incidents WHERE detected_at < ? AND id NOT IN "
+                "(SELECT incident_id FROM outbox)",
+                (older_than,),
+            )
+        return cur.rowcount
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def incidents(self, since: float = 0.0, limit: int = 100) -> list[dict[str, Any]]:
+        """Recent incidents, newest first, as the HTTP API shows them."""
+        return read_incidents(self.db, since, limit)
+
+    # -- Slack threads -------------------------------------------------------------------
+
+    def thread(self, receiver: str, key: str) -> Thread | None:
+        """The first message posted for `key`."""
+        from oomwatch.notify.slack import Thread
+
+        with self.lock:
+            row = self.db.execute(
+                "SELECT channel, ts, count, victims, head FROM threads "
+                "WHERE receiver = ? AND key = ?",
+                (receiver, key),
+            ).fetchone()
+        return Thread(row[0], row[1], int(row[2]), int(row[3]), row[4]) if row else None
+
+    def save_thread(self, receiver: str, key: str, thread: Thread) -> None:
+        """Record the first message of `key`, or its new counts."""
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (receiver, key) DO "
+                "UPDATE SET count = excluded.count, victims = excluded.victims",
+                (
+                    receiver,
+                    key,
+                    thread.channel,
+                    thread.ts,
+                    thread.kills,
+                    thread.victims,
+                    thread.head,
+                ),
+            )

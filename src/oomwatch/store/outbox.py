@@ -1,0 +1,210 @@
+"""The outbox: pending deliveries, their retries, and the groups that fold repeats."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from oomwatch.store.schema import (
+    SELECT_DELIVERIES,
+    Delivery,
+    Folded,
+    GroupState,
+    Transaction,
+    incident_from_row,
+)
+
+
+class Outbox:
+    """The outbox's and the groups' queries; the Store mixes this in."""
+
+    db: sqlite3.Connection
+    lock: threading.RLock
+
+    def _tx(self) -> Transaction:
+        return Transaction(self.db, self.lock)
+
+    def due(self, now: float, receiver: str, limit: int = 100) -> list[Delivery]:
+        """A receiver's pending deliveries whose time has come, oldest first."""
+        return self._deliveries(
+            "o.state = 'pending' AND o.receiver = ? AND o.next_at <= ?", (receiver, now), limit
+        )
+
+    def _deliveries(self, where: str, args: tuple[Any, ...], limit: int) -> list[Delivery]:
+        # `where` is one of this module's fixed clauses; values go in as parameters
+        sql = SELECT_DELIVERIES + where + " ORDER BY o.id LIMIT ?"
+        rows = self.db.execute(sql, (*args, limit)).fetchall()
+        return [Delivery(r[0], r[1], r[2], r[3], incident_from_row(r[4:])) for r in rows]
+
+    def next_due(self, receiver: str) -> float | None:
+        """When a receiver's next pending delivery or follow-up is due."""
+        row = self.db.execute(
+            "SELECT MIN(t) FROM (SELECT MIN(next_at) AS t FROM outbox WHERE state = 'pending' "
+            "AND receiver = ? UNION ALL SELECT MIN(followup_at) FROM groups WHERE "
+            "followup_at IS NOT NULL AND receiver = ?)",
+            (receiver, receiver),
+        ).fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def orphans(self, receivers: Iterable[str]) -> int:
+        """Fail the waiting deliveries of receivers no longer configured; how many."""
+        keep = set(receivers)
+        rows = self.db.execute(
+            "SELECT DISTINCT receiver FROM outbox WHERE state IN ('pending', 'folded')"
+        ).fetchall()
+        failed = 0
+        for (gone,) in (r for r in rows if r[0] not in keep):
+            cur = self.db.execute(
+                "UPDATE outbox SET state = 'failed', last_error = 'receiver no longer configured' "
+                "WHERE state IN ('pending', 'folded') AND receiver = ?",
+                (gone,),
+            )
+            self.db.execute("UPDATE groups SET followup_at = NULL WHERE receiver = ?", (gone,))
+            failed += cur.rowcount
+        return failed
+
+    def pause(self, receiver: str) -> float:
+        """Until when a receiver's lane is paused by its rate limit (0: not paused)."""
+        row = self.db.execute("SELECT until FROM pauses WHERE receiver = ?", (receiver,)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def set_pause(self, receiver: str, until: float) -> None:
+        """Pause a receiver's lane until `until` (kept across restarts)."""
+        self.db.execute(
+            "INSERT INTO pauses VALUES (?, ?) "
+            "ON CONFLICT (receiver) DO UPDATE SET until = excluded.until",
+            (receiver, until),
+        )
+
+    def pending(self, receiver: str | None = None) -> int:
+        """How many deliveries wait (of one receiver, or of all)."""
+        if receiver is None:
+            row = self.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND receiver = ?", (receiver,)
+            ).fetchone()
+        return int(row[0])
+
+    def sent(self, delivery_id: int) -> None:
+        """A delivery succeeded."""
+        self.db.execute(
+            "UPDATE outbox SET state = 'sent', attempts = attempts + 1 WHERE id = ?", (delivery_id,)
+        )
+
+    def retry(self, delivery_id: int, next_at: float, error: str) -> None:
+        """A delivery failed in a way a retry can fix; try again at `next_at`."""
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
+            (next_at, error, delivery_id),
+        )
+
+    def give_up(self, delivery_id: int, state: str, error: str) -> None:
+        """A delivery failed for good (`failed`) or grew too old (`dropped`)."""
+        self.db.execute(
+            "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+            (state, error, delivery_id),
+        )
+
+    # -- groups (dedup and folding) -------------------------------------------------------
+
+    def group(self, receiver: str, key: str) -> GroupState | None:
+        """What was last sent to `receiver` for `key`."""
+        row = self.db.execute(
+            "SELECT last_sent, last_status, last_severity, followup_at FROM groups "
+            "WHERE receiver = ? AND key = ?",
+            (receiver, key),
+        ).fetchone()
+        return GroupState(*row) if row else None
+
+    def group_sent(
+        self,
+        receiver: str,
+        key: str,
+        now: float,
+        status: str,
+        severity: str,
+        *,
+        alias: str | None = None,
+    ) -> None:
+        """Something was sent for `key`; a follow-up it included is done."""
+        self.db.execute(
+            "INSERT INTO groups VALUES (?, ?, ?, ?, ?, NULL, ?) ON CONFLICT (receiver, key) DO "
+            "UPDATE SET last_sent = excluded.last_sent, last_status = excluded.last_status, "
+            "last_severity = excluded.last_severity, followup_at = NULL, "
+            "alias = COALESCE(excluded.alias, groups.alias)",
+            (receiver, key, now, status, severity, alias),
+        )
+
+    def alias_group(self, receiver: str, alias: str, since: float) -> tuple[str, float] | None:
+        """(key, last sent) of the latest group with this alias sent since `since`."""
+        row = self.db.execute(
+            "SELECT key, last_sent FROM groups WHERE receiver = ? AND alias = ? AND "
+            "last_sent >= ? ORDER BY last_sent DESC LIMIT 1",
+            (receiver, alias, since),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def fold(self, delivery_id: int, receiver: str, key: str, followup_at: float) -> None:
+        """Keep a repeat for the follow-up due at `followup_at` (or an earlier one)."""
+        with self._tx():
+            self.db.execute(
+                "UPDATE outbox SET state = 'folded', group_key = ? WHERE id = ?", (key, delivery_id)
+            )
+            self.db.execute(
+                "UPDATE groups SET followup_at = MIN(COALESCE(followup_at, ?), ?) "
+                "WHERE receiver = ? AND key = ?",
+                (followup_at, followup_at, receiver, key),
+            )
+
+    def due_followups(self, now: float, receiver: str) -> list[str]:
+        """Keys of a receiver's follow-ups whose time has come."""
+        rows = self.db.execute(
+            "SELECT key FROM groups WHERE receiver = ? AND followup_at IS NOT NULL AND "
+            "followup_at <= ?",
+            (receiver, now),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def folded(self, receiver: str, key: str) -> Folded | None:
+        """The repeats folded for a follow-up: their rows and pids, and the last one whole.
+
+        Only the last incident's body is read: a storm folds thousands of kills.
+        """
+        rows = self.db.execute(
+            "SELECT o.id, o.attempts, i.id, i.pid, i.unplaced FROM outbox o "
+            "JOIN incidents i ON i.id = o.incident_id WHERE o.state = 'folded' AND "
+            "o.receiver = ? AND COALESCE(o.group_key, i.key) = ? ORDER BY o.id",
+            (receiver, key),
+        ).fetchall()
+        if not rows:
+            return None
+        # the body told of is the last one whose cgroup the kernel printed
+        placed = [r for r in rows if not r[4]]
+        (last,) = self._deliveries("o.id = ?", ((placed or rows)[-1][0],), 1)
+        return Folded(
+            ids=[r[0] for r in rows],
+            attempts=max(r[1] for r in rows),
+            incident_ids=[r[2] for r in rows],
+            pids=[int(r[3]) for r in rows if r[3] is not None],
+            last=last.incident,
+            unplaced=len(rows) - len(placed),
+        )
+
+    def followed(self, ids: list[int]) -> None:
+        """These folded repeats went out in a follow-up."""
+        self.db.executemany(
+            "UPDATE outbox SET state = 'followed' WHERE id = ?", [(i,) for i in ids]
+        )
+
+    def postpone_followup(self, receiver: str, key: str, at: float | None) -> None:
+        """Try the follow-up again at `at` (None: there is nothing left to follow up)."""
+        self.db.execute(
+            "UPDATE groups SET followup_at = ? WHERE receiver = ? AND key = ?", (at, receiver, key)
+        )
+
+    def defer(self, delivery_id: int, at: float) -> None:
+        """Not yet (rate limit): try at `at`, without counting an attempt."""
+        self.db.execute("UPDATE outbox SET next_at = ? WHERE id = ?", (at, delivery_id))

@@ -1,0 +1,58 @@
+"""The sampler against this machine and against a cgroup v2 fixture tree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from oomwatch.drill.memcg import find_memory_controller
+from oomwatch.sampling.sampler import Sampler, _memory_cgroup
+
+
+def v2_tree(root: Path) -> Path:
+    """A /sys with a cgroup v2 hierarchy: one limited pod cgroup, one unlimited."""
+    cg = root / "fs" / "cgroup"
+    cg.mkdir(parents=True)
+    (cg / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    pod = cg / "kubepods.slice" / "kubepods-pod1.slice"
+    pod.mkdir(parents=True)
+    (pod / "memory.max").write_text("104857600\n")
+    (pod / "memory.current").write_text("99614720\n")
+    (pod / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\n")
+    (cg / "kubepods.slice" / "memory.max").write_text("max\n")
+    (cg / "kubepods.slice" / "memory.current").write_text("1\n")
+    return root
+
+
+def test_cgroup_v2_limits_from_a_fixture(tmp_path: Path) -> None:
+    """Limited v2 cgroups are found with usage, limit and oom_kill count; unlimited ones not."""
+    sampler = Sampler(Path("/proc"), v2_tree(tmp_path))
+    snap = sampler.sample()
+    assert [(c.path, c.usage_bytes, c.limit_bytes, c.oom_kills) for c in snap.cgroups] == [
+        ("/kubepods.slice/kubepods-pod1.slice", 99614720, 104857600, 2)
+    ]
+    ctl = find_memory_controller(tmp_path)
+    assert ctl is not None
+    assert ctl.version == 2
+
+
+def test_this_machine() -> None:
+    """On the real /proc: memory figures, this process in the cache with its command line."""
+    sampler = Sampler()
+    snap = sampler.sample()
+    assert snap.mem_total_kb > 0
+    assert 0 <= snap.mem_available_pct <= 100
+    assert snap.processes >= 1
+    cached = sampler.cache.get(os.getpid())
+    assert cached is not None
+    info, history = cached
+    assert info.cmdline
+    assert history
+    assert len(snap.top) <= 10
+
+
+def test_memory_cgroup_of_a_process() -> None:
+    """The memory line of /proc/<pid>/cgroup (v1), else the v2 line."""
+    assert _memory_cgroup(b"12:pids:/a\n4:memory:/docker/abc\n0::/x\n") == "/docker/abc"
+    assert _memory_cgroup(b"0::/system.slice/x.service\n") == "/system.slice/x.service"
+    assert _memory_cgroup(b"") is None
