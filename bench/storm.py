@@ -79,7 +79,7 @@ def main() -> None:
 
     slack = Recorder(responder=slack_like).start()
     hook = Recorder().start()
-    pd = Recorder(responder=lambda r: (202, {}, b'{"status":"success"}')).start()
+    pd = Recorder(responder=lambda _r: (202, {}, b'{"status":"success"}')).start()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "oomwatch.yaml"
         config.write_text(

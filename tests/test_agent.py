@@ -319,7 +319,9 @@ def test_file_source_survives_rotation(
 
 
 def test_journald_source(
-    agents: Callable[..., AgentProcess], hook: Recorder, journald: None
+    agents: Callable[..., AgentProcess],
+    hook: Recorder,
+    journald: None,  # noqa: ARG001 - a fixture that starts journald
 ) -> None:
     """With OOMWATCH_SOURCE=journald, the kill comes through journalctl -f with its host."""
     agents(OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook", OOMWATCH_SOURCE="journald").start()
@@ -433,7 +435,7 @@ def test_kill9_mid_delivery_is_delivered_again_with_the_same_key(
     """
     slow = {"delay": 3.0}
 
-    def answer(r: Received) -> tuple[int, dict[str, str], bytes]:
+    def answer(_r: Received) -> tuple[int, dict[str, str], bytes]:
         time.sleep(slow["delay"])
         return 200, {}, b"ok"
 

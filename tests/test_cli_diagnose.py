@@ -121,7 +121,7 @@ def test_nothing_found(
     assert "since the log begins" in out
 
 
-def test_wrapped_ring_buffer_is_explained(tmp_path: Path) -> None:
+def test_wrapped_ring_buffer_is_explained() -> None:
     """When the ring buffer no longer starts at boot, the note says older kills may be gone."""
     from oomwatch.cli import _nothing_found
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from oomwatch.drill.memcg import MIB, find_memory_controller, memory_cgroup, start_hog
 from oomwatch.kernel.scan import LogScanner
 from tests.kmsg_tail import KmsgTail
@@ -94,7 +96,8 @@ def test_hostile_process_name(cgroup_name: str) -> None:
     assert kills[0].victim.anon_rss_kb is not None
 
 
-def test_diagnose_through_a_real_journald(cgroup_name: str, journald: None) -> None:
+@pytest.mark.usefixtures("journald")
+def test_diagnose_through_a_real_journald(cgroup_name: str) -> None:
     """journald (reading the kernel log itself) gives the same kill through journalctl."""
     import time
 

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from oomwatch.delivery import silences
@@ -82,8 +83,15 @@ def protect_self(proc_root: Path, adj: int) -> None:
 class Agent:
     """The wiring of the pipeline; `run()` until `stop` is set."""
 
-    def __init__(self, settings: Settings, notifiers: dict[str, Notifier] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        notifiers: dict[str, Notifier] | None = None,
+        *,
+        source: Callable[[], Follower] | None = None,
+    ) -> None:
         self.settings = settings
+        self._source = source  # tests: a fake follower instead of the settings' source
         self.metrics = Metrics()
         self.db_path = settings.state_path / "oomwatch.db"
         self.store = Store(self.db_path)
@@ -256,7 +264,7 @@ class Agent:
                 self.store.prune(time.time() - KEEP_INCIDENTS_S)
             try:
                 snap = await asyncio.to_thread(self.sampler.sample)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - one bad sample must not stop sampling
                 log.error("memory sample failed: %s", e)
             else:
                 self.metrics.sample_duration.observe(time.monotonic() - started)
@@ -273,6 +281,8 @@ class Agent:
         self.ingest.sample(snap)
 
     def _open_source(self) -> Follower:
+        if self._source is not None:
+            return self._source()
         s = self.settings
         order = list(SOURCES) if s.source == "auto" else [s.source]
         errors = []

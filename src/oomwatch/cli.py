@@ -272,7 +272,7 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(_args: argparse.Namespace) -> int:
     """`oomwatch run`: the agent."""
     import logging
 
@@ -340,7 +340,7 @@ def _open_input(name: str) -> Iterator[tuple[BinaryIO, datetime]]:
         raise InputError(f"cannot read {label}: {reason}") from e
 
 
-def _maybe_gzip(stream: BinaryIO, label: str) -> BinaryIO:
+def _maybe_gzip(stream: BinaryIO, _label: str) -> BinaryIO:
     head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
     if head == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]

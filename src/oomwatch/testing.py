@@ -106,9 +106,11 @@ class RecordingNotifier:
     fail_with: NotifyError | None = None
     raise_with: Exception | None = None
     delay_s: float = 0.0
+    attempts: int = 0  # every call of send, failed ones too
 
     async def send(self, incident: Incident, delivery_key: str) -> None:
         """Record the incident, after the delay and unless told to fail."""
+        self.attempts += 1
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.raise_with is not None:

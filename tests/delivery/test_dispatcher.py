@@ -158,7 +158,7 @@ def test_prune_keeps_what_is_pending(tmp_path: Path) -> None:
 def test_timeout_is_retried(tmp_path: Path) -> None:
     """A receiver that does not answer in time: a retryable timeout, no secret in it."""
 
-    def late(r: Received) -> tuple[int, dict[str, str], bytes]:
+    def late(_r: Received) -> tuple[int, dict[str, str], bytes]:
         time.sleep(2)
         return 200, {}, b"late"
 

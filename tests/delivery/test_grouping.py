@@ -219,3 +219,31 @@ def test_rate_limited_kills_join_the_reported_group(tmp_path: Path, hook: Record
         "(pids 2, 3, 4, 5); the kernel printed no cgroup for them: its "
         "reports were rate-limited"
     )
+
+
+def test_unplaced_has_one_definition_and_global_kills_are_never_rate_limited(
+    tmp_path: Path, hook: Recorder
+) -> None:
+    """Global kills print no cgroup by nature: their follow-up never blames a rate limit."""
+    glob = make_incident(1, cgroup=None, message="Out of memory", key="g" * 20, detected_at=0.0)
+    memcg = make_incident(2, cgroup=None, key="m" * 20, detected_at=0.0)
+    assert (glob.unplaced, memcg.unplaced) == (False, True)
+    clock = Clock()
+    store = Store(tmp_path / "db")
+    d = dispatcher_for(store, hook, clock, Policy(group_interval=G))
+    store.record([glob], ["hook"])
+    run_pass(d)
+    store.record(
+        [
+            make_incident(n, cgroup=None, message="Out of memory", key="g" * 20, detected_at=0.0)
+            for n in range(3, 6)
+        ],
+        ["hook"],
+    )
+    run_pass(d)
+    clock.now += G + 1
+    run_pass(d)
+    follow = json.loads(hook.received[1].body)
+    assert follow["title"].startswith("3 more OOM kills of w on node-1")
+    assert "rate-limited" not in follow["title"]
+    assert follow["incident"]["followup"]["cgroup_unknown"] == 0

@@ -71,7 +71,8 @@ def watch_until(api: KubeAPI, index: PodIndex, done: object, timeout_s: float = 
         w = PodWatcher("node-1", index, api_url=api.url, retry_s=0.2)
         task = asyncio.create_task(w.run())
         deadline = time.monotonic() + timeout_s
-        while not done() and time.monotonic() < deadline:  # type: ignore[operator]
+        # polls the effect of the watch on the index: there is no event to await
+        while not done() and time.monotonic() < deadline:  # type: ignore[operator]  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

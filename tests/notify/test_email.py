@@ -30,7 +30,7 @@ class Inbox:
         self.messages: list[tuple[Envelope, Message]] = []
 
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: Any, session: Session, envelope: Envelope
+        self, _server: Any, _session: Session, envelope: Envelope
     ) -> str:
         """Keep the message."""
         data = envelope.content if isinstance(envelope.content, bytes) else b""
@@ -39,7 +39,7 @@ class Inbox:
 
 
 def check_login(
-    server: Any, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    _server: Any, _session: Session, _envelope: Envelope, _mechanism: str, auth_data: Any
 ) -> AuthResult:
     """Accepts oomwatch / right-password only."""
     ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (

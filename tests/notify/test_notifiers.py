@@ -156,7 +156,7 @@ def resolved(inc: Incident) -> Incident:
 
 def test_pagerduty_trigger_and_resolve(server: Recorder) -> None:
     """Events API v2: trigger with dedup_key = key, then resolve; 400 is permanent."""
-    server.responder = lambda r: (202, {}, b'{"status":"success","message":"Event processed"}')
+    server.responder = lambda _r: (202, {}, b'{"status":"success","message":"Event processed"}')
     inc = sample_incident("node-1")
     send(PagerDutyNotifier("pd", "R0UTINGKEY", f"{server.url}/v2/enqueue"), inc)
     send(PagerDutyNotifier("pd", "R0UTINGKEY", f"{server.url}/v2/enqueue"), resolved(inc))
@@ -177,7 +177,7 @@ def test_pagerduty_trigger_and_resolve(server: Recorder) -> None:
 
 def test_opsgenie_create_and_close(server: Recorder) -> None:
     """Create with alias = key and a GenieKey header; close by alias on resolve."""
-    server.responder = lambda r: (202, {}, b'{"result":"Request will be processed"}')
+    server.responder = lambda _r: (202, {}, b'{"result":"Request will be processed"}')
     inc = sample_incident()
     send(OpsgenieNotifier("og", "0PSKEY", server.url), inc)
     send(OpsgenieNotifier("og", "0PSKEY", server.url), resolved(inc))

@@ -88,7 +88,7 @@ async def attempt(notifier: Notifier, inc: Incident, receiver: str, bug_log: Bug
         await notifier.send(inc, f"{inc.id}/{receiver}")
     except NotifyError as e:
         return Outcome(e)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - one notifier's defect must not stop the lane
         bug_log(receiver, e)
         return Outcome(
             NotifyError(

@@ -160,7 +160,7 @@ class PodWatcher:
                     self.index.expire(time.time())
             except asyncio.CancelledError:
                 raise
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - the watch must outlive any API or client fault
                 log.warning(
                     "pod watch on node %s failed: %s; again in %.0f s",
                     self.node,

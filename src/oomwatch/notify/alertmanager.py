@@ -92,7 +92,7 @@ class AlertmanagerNotifier:
         self.url = url.rstrip("/") + "/api/v2/alerts"
         self.client = client or http_client()
 
-    async def send(self, incident: Incident, delivery_key: str) -> None:
+    async def send(self, incident: Incident, _delivery_key: str) -> None:
         """POST a one-alert list."""
         now = dt.datetime.now(dt.UTC)
         await post(self.client, self.url, "alertmanager", json=[alert(incident, now, self.hold_s)])

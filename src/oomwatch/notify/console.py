@@ -20,7 +20,7 @@ class ConsoleNotifier:
         self.name = name
         self.stream = stream or sys.stdout
 
-    async def send(self, incident: Incident, delivery_key: str) -> None:
+    async def send(self, incident: Incident, _delivery_key: str) -> None:
         """Print the title, where, and the explanation."""
         drill = "DRILL " if incident.drill else ""
         lines = [f"[{drill}{incident.severity.upper()}] {incident.title}"]

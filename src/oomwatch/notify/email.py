@@ -169,7 +169,7 @@ class EmailConfig(StrictModel):
     timeout_s: float = Field(TIMEOUT_S, gt=0)
 
 
-def _build(name: str, e: EmailConfig, ctx: Context) -> EmailNotifier:
+def _build(name: str, e: EmailConfig, _ctx: Context) -> EmailNotifier:
     return EmailNotifier(
         name,
         host=e.smtp_host,

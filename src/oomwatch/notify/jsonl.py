@@ -41,7 +41,7 @@ class JsonlNotifier:
         """Nothing to release."""
 
 
-def _build(name: str, path: Path, ctx: Context) -> JsonlNotifier:
+def _build(name: str, path: Path, _ctx: Context) -> JsonlNotifier:
     return JsonlNotifier(path, name=name)
 
 

@@ -81,7 +81,7 @@ class KubernetesEventsNotifier:
             self._client = async_client(self.api_url)
         return self._client
 
-    async def send(self, incident: Incident, delivery_key: str) -> None:
+    async def send(self, incident: Incident, _delivery_key: str) -> None:
         """Create one Event; RBAC and validation errors are not retried."""
         made = event(incident, self.node, dt.datetime.now(dt.UTC))
         if made is None:

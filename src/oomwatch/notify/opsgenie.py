@@ -45,7 +45,7 @@ class OpsgenieNotifier:
         self.base = url.rstrip("/")
         self.client = client or http_client()
 
-    async def send(self, incident: Incident, delivery_key: str) -> None:
+    async def send(self, incident: Incident, _delivery_key: str) -> None:
         """Create the alert, or close it when the incident resolved."""
         headers = {
             "Authorization": f"GenieKey {self.api_key}",
@@ -83,7 +83,7 @@ class OpsgenieConfig(StrictModel):
     url: HttpUrl = "https://api.opsgenie.com"
 
 
-def _build(name: str, o: OpsgenieConfig, ctx: Context) -> OpsgenieNotifier:
+def _build(name: str, o: OpsgenieConfig, _ctx: Context) -> OpsgenieNotifier:
     return OpsgenieNotifier(
         name, need(name, read_secret(o.api_key, o.api_key_file, "api_key"), "api_key"), o.url
     )

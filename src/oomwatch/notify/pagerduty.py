@@ -74,7 +74,7 @@ class PagerDutyNotifier:
         self.url = url
         self.client = client or http_client()
 
-    async def send(self, incident: Incident, delivery_key: str) -> None:
+    async def send(self, incident: Incident, _delivery_key: str) -> None:
         """Trigger or resolve."""
         await post(
             self.client,
@@ -97,7 +97,7 @@ class PagerDutyConfig(StrictModel):
     url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
 
 
-def _build(name: str, p: PagerDutyConfig, ctx: Context) -> PagerDutyNotifier:
+def _build(name: str, p: PagerDutyConfig, _ctx: Context) -> PagerDutyNotifier:
     key = need(name, read_secret(p.routing_key, p.routing_key_file, "routing_key"), "routing_key")
     return PagerDutyNotifier(name, key, p.url)
 

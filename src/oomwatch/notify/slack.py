@@ -198,7 +198,7 @@ class SlackBotNotifier:
             token=token, base_url=api_url.rstrip("/") + "/", timeout=10, retry_handlers=[]
         )
 
-    async def send(self, incident: Incident, delivery_key: str) -> None:
+    async def send(self, incident: Incident, _delivery_key: str) -> None:
         """Post the first message, or reply in its thread and update its counts."""
         await asyncio.to_thread(self._send, incident)
 
@@ -282,7 +282,7 @@ class SlackWebhookNotifier:
         self.url = url
         self.client = WebhookClient(url, timeout=10, retry_handlers=[])
 
-    async def send(self, incident: Incident, delivery_key: str) -> None:
+    async def send(self, incident: Incident, _delivery_key: str) -> None:
         """POST the message."""
         await asyncio.to_thread(self._send, incident)
 

@@ -73,7 +73,7 @@ class WebhookNotifier:
             return json.dumps(payload, ensure_ascii=False).encode(), "application/json"
         try:
             text = self.template.render(payload=payload)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a user's template can raise anything (1/0)
             raise NotifyError(
                 f"webhook template failed: {type(e).__name__}: {str(e)[:200]}",
                 retryable=False,
@@ -117,7 +117,7 @@ class WebhookConfig(StrictModel):
     template: str | None = None
 
 
-def _build(name: str, w: WebhookConfig, ctx: Context) -> WebhookNotifier:
+def _build(name: str, w: WebhookConfig, _ctx: Context) -> WebhookNotifier:
     return WebhookNotifier(
         need(name, read_secret(w.url, w.url_file, "url"), "url"),
         name=name,

@@ -8,6 +8,7 @@ long. While it is open, a steady trend gives the time left before the limit.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from oomwatch.model import ConditionChange, Severity, Snapshot
@@ -22,99 +23,135 @@ class _State:
     severity: Severity = "warning"
     opened_at: float = 0.0
     last_emit: float = 0.0
+    threshold: float = 0.0
     history: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=30))
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One subject's value in a snapshot, with the words that describe it."""
+
+    subject: str
+    value: float
+    text: str
+    level_bytes: int | None = None
+    limit_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionSpec:
+    """One kind of condition: what it reads from a snapshot, its threshold, its direction.
+
+    `read` gets the snapshot and the one before it (None at the first), so a rate is
+    one entry too. `critical` is a second threshold past which the severity is critical.
+    """
+
+    kind: str
+    read: Callable[[Snapshot, Snapshot | None], Iterable[Reading]]
+    threshold: Callable[[Thresholds], float]
+    below: bool = False  # fires when the value falls under the threshold
+    critical: Callable[[Thresholds], float] | None = None
+
+
+def _memory(s: Snapshot, _: Snapshot | None) -> Iterable[Reading]:
+    avail = s.mem_available_pct
+    used = (s.mem_total_kb - s.mem_available_kb) * 1024
+    text = f"Memory available is {avail:.1f}% of {_mib(s.mem_total_kb * 1024)}"
+    yield Reading("system", avail, text, used, s.mem_total_kb * 1024)
+
+
+def _swap(s: Snapshot, _: Snapshot | None) -> Iterable[Reading]:
+    if s.swap_total_kb:
+        used = 100.0 * (s.swap_total_kb - s.swap_free_kb) / s.swap_total_kb
+        yield Reading("system", used, f"Swap is {used:.1f}% used of {_mib(s.swap_total_kb * 1024)}")
+
+
+def _pressure(s: Snapshot, _: Snapshot | None) -> Iterable[Reading]:
+    if s.psi_full_avg10 is not None:
+        psi = s.psi_full_avg10
+        text = f"All tasks stalled on memory {psi:.1f}% of the last 10 s (PSI full)"
+        yield Reading("system", psi, text)
+
+
+def _cgroups(s: Snapshot, _: Snapshot | None) -> Iterable[Reading]:
+    for cg in s.cgroups:
+        pct = 100.0 * cg.usage_bytes / cg.limit_bytes
+        text = (
+            f"Memory cgroup {cg.path} uses {_mib(cg.usage_bytes)} of its "
+            f"{_mib(cg.limit_bytes)} limit ({pct:.0f}%)"
+        )
+        yield Reading(cg.path, pct, text, cg.usage_bytes, cg.limit_bytes)
+
+
+SPECS: tuple[ConditionSpec, ...] = (
+    ConditionSpec(
+        "memory_low",
+        _memory,
+        lambda t: t.mem_available_warn_pct,
+        below=True,
+        critical=lambda t: t.mem_available_crit_pct,
+    ),
+    ConditionSpec("swap_low", _swap, lambda t: t.swap_used_warn_pct),
+    ConditionSpec("memory_pressure", _pressure, lambda t: t.psi_full_avg10_warn),
+    ConditionSpec("cgroup_near_limit", _cgroups, lambda t: t.cgroup_usage_warn_pct),
+)
 
 
 class Conditions:
     """Feed it snapshots; it returns the changes to report."""
 
-    def __init__(self, thresholds: Thresholds, renotify_s: float | None = None) -> None:
+    def __init__(
+        self,
+        thresholds: Thresholds,
+        renotify_s: float | None = None,
+        specs: tuple[ConditionSpec, ...] = SPECS,
+    ) -> None:
         self.t = thresholds
         self.renotify_s = renotify_s  # a condition still firing is reported again this often
+        self.specs = specs
         self._states: dict[tuple[str, str], _State] = {}
+        self._prev: Snapshot | None = None
 
     def update(self, snap: Snapshot) -> list[ConditionChange]:
-        """Evaluate one snapshot against every threshold."""
-        t = self.t
+        """Evaluate one snapshot against every spec; subjects gone since resolve."""
         out: list[ConditionChange] = []
-        avail = snap.mem_available_pct
-        severity: Severity = "critical" if avail < t.mem_available_crit_pct else "warning"
-        self._check(
-            out,
-            snap,
-            "memory_low",
-            "system",
-            value=avail,
-            threshold=t.mem_available_warn_pct,
-            below=True,
-            severity=severity,
-            text=f"Memory available is {avail:.1f}% of {_mib(snap.mem_total_kb * 1024)}",
-            level_bytes=(snap.mem_total_kb - snap.mem_available_kb) * 1024,
-            limit_bytes=snap.mem_total_kb * 1024,
-        )
-        if snap.swap_total_kb:
-            used = 100.0 * (snap.swap_total_kb - snap.swap_free_kb) / snap.swap_total_kb
-            self._check(
-                out,
-                snap,
-                "swap_low",
-                "system",
-                value=used,
-                threshold=t.swap_used_warn_pct,
-                below=False,
-                severity="warning",
-                text=f"Swap is {used:.1f}% used of {_mib(snap.swap_total_kb * 1024)}",
-            )
-        if snap.psi_full_avg10 is not None:
-            psi = snap.psi_full_avg10
-            self._check(
-                out,
-                snap,
-                "memory_pressure",
-                "system",
-                value=psi,
-                threshold=t.psi_full_avg10_warn,
-                below=False,
-                severity="warning",
-                text=f"All tasks stalled on memory {psi:.1f}% of the last 10 s (PSI full)",
-            )
-        present = set()
-        for cg in snap.cgroups:
-            present.add(cg.path)
-            pct = 100.0 * cg.usage_bytes / cg.limit_bytes
-            self._check(
-                out,
-                snap,
-                "cgroup_near_limit",
-                cg.path,
-                value=pct,
-                threshold=t.cgroup_usage_warn_pct,
-                below=False,
-                severity="warning",
-                text=(
-                    f"Memory cgroup {cg.path} uses {_mib(cg.usage_bytes)} of its "
-                    f"{_mib(cg.limit_bytes)} limit ({pct:.0f}%)"
-                ),
-                level_bytes=cg.usage_bytes,
-                limit_bytes=cg.limit_bytes,
-            )
+        present: set[tuple[str, str]] = set()
+        for spec in self.specs:
+            threshold = spec.threshold(self.t)
+            for r in spec.read(snap, self._prev):
+                present.add((spec.kind, r.subject))
+                crit = spec.critical(self.t) if spec.critical else None
+                past_crit = crit is not None and (r.value < crit if spec.below else r.value > crit)
+                self._check(
+                    out,
+                    snap,
+                    spec.kind,
+                    r,
+                    threshold=threshold,
+                    below=spec.below,
+                    critical=past_crit,
+                )
+        self._prev = snap
         for (kind, subject), st in list(self._states.items()):
-            if kind == "cgroup_near_limit" and subject not in present:
-                if st.firing:
-                    out.append(
-                        ConditionChange(
-                            kind,
-                            subject,
-                            "resolved",
-                            st.severity,
-                            0.0,
-                            t.cgroup_usage_warn_pct,
-                            st.opened_at,
-                            snap.time,
-                            f"Memory cgroup {subject} is gone",
-                        )
+            if (kind, subject) in present:
+                continue
+            if st.firing:
+                out.append(
+                    ConditionChange(
+                        kind,
+                        subject,
+                        "resolved",
+                        st.severity,
+                        0.0,
+                        st.threshold,
+                        st.opened_at,
+                        snap.time,
+                        f"Memory cgroup {subject} is gone"
+                        if subject.startswith("/")
+                        else f"{kind} ended",
                     )
-                del self._states[(kind, subject)]
+                )
+            del self._states[(kind, subject)]
         return out
 
     def _check(
@@ -122,17 +159,17 @@ class Conditions:
         out: list[ConditionChange],
         snap: Snapshot,
         kind: str,
-        subject: str,
+        r: Reading,
         *,
-        value: float,
         threshold: float,
         below: bool,
-        severity: Severity,
-        text: str,
-        level_bytes: int | None = None,
-        limit_bytes: int | None = None,
+        critical: bool,
     ) -> None:
+        subject, value, text = r.subject, r.value, r.text
+        level_bytes, limit_bytes = r.level_bytes, r.limit_bytes
+        severity: Severity = "critical" if critical else "warning"
         st = self._states.setdefault((kind, subject), _State())
+        st.threshold = threshold
         now = snap.time
         if level_bytes is not None:
             st.history.append((now, float(level_bytes)))

@@ -62,7 +62,7 @@ def _kmsg(s: Settings, cursor: str | None, from_end: bool) -> Follower:
     return KmsgFollower(s.kmsg_path, read_boot_id(s.proc_root), cursor, from_end=from_end)
 
 
-def _journald(s: Settings, cursor: str | None, from_end: bool) -> Follower:
+def _journald(_s: Settings, cursor: str | None, from_end: bool) -> Follower:
     from oomwatch.sources.journald import JournaldFollower
 
     if shutil.which("journalctl") is None:

@@ -147,7 +147,7 @@ def _kmsg_records(path: Path) -> Iterator[bytes]:
         os.close(fd)
 
 
-def _read_kmsg(roots: Roots, run: Runner, since: datetime | None) -> LocalLog:
+def _read_kmsg(roots: Roots, _run: Runner, _since: datetime | None) -> LocalLog:
     records = _kmsg_records(roots.kmsg)
     first = next(records, None)  # opening and the first read raise _UnavailableError here
     if first is None:
@@ -160,7 +160,7 @@ def _read_kmsg(roots: Roots, run: Runner, since: datetime | None) -> LocalLog:
     return _scan(str(roots.kmsg), chained(), None)
 
 
-def _read_journald(roots: Roots, run: Runner, since: datetime | None) -> LocalLog:
+def _read_journald(_roots: Roots, run: Runner, since: datetime | None) -> LocalLog:
     argv = ["journalctl", "-k", "-o", "json", "--no-pager", "-q"]
     argv += ["--since", since.astimezone().strftime("%Y-%m-%d %H:%M:%S")] if since else ["-b"]
     try:
@@ -174,7 +174,7 @@ def _read_journald(roots: Roots, run: Runner, since: datetime | None) -> LocalLo
     return _scan("journald (journalctl -k)", iter(lines), None)
 
 
-def _read_file(roots: Roots, run: Runner, since: datetime | None) -> LocalLog:
+def _read_file(roots: Roots, _run: Runner, _since: datetime | None) -> LocalLog:
     reasons = []
     for name in LOG_FILES:
         path = roots.log_dir / name
@@ -189,7 +189,7 @@ def _read_file(roots: Roots, run: Runner, since: datetime | None) -> LocalLog:
     raise _UnavailableError("; ".join(reasons))
 
 
-def _read_dmesg(roots: Roots, run: Runner, since: datetime | None) -> LocalLog:
+def _read_dmesg(_roots: Roots, run: Runner, _since: datetime | None) -> LocalLog:
     try:
         done = run(["dmesg"])
     except (OSError, subprocess.SubprocessError) as e:
