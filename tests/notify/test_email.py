@@ -152,10 +152,12 @@ def test_starttls_with_login(ca: tuple[trustme.CA, Path]) -> None:
                     username="oomwatch",
                     password="wrong",
                     ca_file=ca_path,
+                    timeout_s=2.0,  # the server waits before it refuses; no need for 15 s
                 ),
                 sample_incident(),
             )
         assert bad_login.value.retryable is False
+        assert bad_login.value.reason == "auth_error"
         assert "wrong" not in str(bad_login.value)
         with pytest.raises(NotifyError) as untrusted:
             send(notifier(c.port, security="starttls"), sample_incident())
