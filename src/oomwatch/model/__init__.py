@@ -2,6 +2,27 @@
 
 from __future__ import annotations
 
+from oomwatch.model.facts import (
+    EVENT_FACTS as EVENT_FACTS,
+)
+from oomwatch.model.facts import (
+    ConditionFacts as ConditionFacts,
+)
+from oomwatch.model.facts import (
+    Facts as Facts,
+)
+from oomwatch.model.facts import (
+    FollowUp as FollowUp,
+)
+from oomwatch.model.facts import (
+    KillFacts as KillFacts,
+)
+from oomwatch.model.facts import (
+    LogGapFacts as LogGapFacts,
+)
+from oomwatch.model.facts import (
+    UnseenKillFacts as UnseenKillFacts,
+)
 from oomwatch.model.incident import (
     PAYLOAD_VERSION as PAYLOAD_VERSION,
 )
@@ -9,46 +30,7 @@ from oomwatch.model.incident import (
     Category as Category,
 )
 from oomwatch.model.incident import (
-    ConditionFacts as ConditionFacts,
-)
-from oomwatch.model.incident import (
-    Explanation as Explanation,
-)
-from oomwatch.model.incident import (
-    Facts as Facts,
-)
-from oomwatch.model.incident import (
-    FollowUp as FollowUp,
-)
-from oomwatch.model.incident import (
     Incident as Incident,
-)
-from oomwatch.model.incident import (
-    KillFacts as KillFacts,
-)
-from oomwatch.model.incident import (
-    LogGapFacts as LogGapFacts,
-)
-from oomwatch.model.incident import (
-    MemoryNow as MemoryNow,
-)
-from oomwatch.model.incident import (
-    NodeInfo as NodeInfo,
-)
-from oomwatch.model.incident import (
-    PodRef as PodRef,
-)
-from oomwatch.model.incident import (
-    ProcessDetails as ProcessDetails,
-)
-from oomwatch.model.incident import (
-    TopProcess as TopProcess,
-)
-from oomwatch.model.incident import (
-    UnseenKillFacts as UnseenKillFacts,
-)
-from oomwatch.model.incident import (
-    fingerprint as fingerprint,
 )
 from oomwatch.model.kernel import (
     UNLIMITED_KB as UNLIMITED_KB,
@@ -109,4 +91,25 @@ from oomwatch.model.memory import (
 )
 from oomwatch.model.memory import (
     Status as Status,
+)
+from oomwatch.model.parts import (
+    Explanation as Explanation,
+)
+from oomwatch.model.parts import (
+    MemoryNow as MemoryNow,
+)
+from oomwatch.model.parts import (
+    NodeInfo as NodeInfo,
+)
+from oomwatch.model.parts import (
+    PodRef as PodRef,
+)
+from oomwatch.model.parts import (
+    ProcessDetails as ProcessDetails,
+)
+from oomwatch.model.parts import (
+    TopProcess as TopProcess,
+)
+from oomwatch.model.parts import (
+    fingerprint as fingerprint,
 )
