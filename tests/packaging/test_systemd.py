@@ -27,7 +27,7 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     exe = shutil.which("oomwatch")
     assert exe is not None
     unit = tmp_path / "oomwatch.service"
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/oomwatch", exe))
+    unit.write_text(UNIT.read_text().replace("/opt/oomwatch/bin/oomwatch", exe))
     done = subprocess.run(
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
     )
