@@ -47,4 +47,4 @@ def test_hardening_and_needs() -> None:
     assert d["OOMScoreAdjust"] == ["-900"]
     assert d["StateDirectory"] == ["oomwatch"]
     assert "OOMWATCH_STATE_DIR=/var/lib/oomwatch" in d["Environment"]
-    assert d["ExecStart"] == ["/usr/local/bin/oomwatch run"]
+    assert d["ExecStart"] == ["/opt/oomwatch/bin/oomwatch run"]  # the venv of the README
