@@ -190,3 +190,28 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["parse", "--format", "xml"])
     assert e.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`parse --format json big.log | head -1`: exit 0 and nothing on stderr."""
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.log"
+    with big.open("w") as f:
+        for _ in range(200):
+            for log in sorted(CORPUS.glob("*.log")):
+                f.write(log.read_text())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oomwatch", "parse", "--format", "json", str(big)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"{")
+    proc.stdout.close()  # what `head -1` does
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(60) == 0
+    assert err == b""

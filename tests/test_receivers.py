@@ -198,3 +198,25 @@ def test_routes_and_silences_match_kubernetes_labels() -> None:
     assert route(tree, inc) == ["all"]
     s = silences.Silence("s1", (Matcher.parse("pod=api-7f9c"),), 2e9, 0.0)
     assert silences.silencing([s], lab, 1e9) == s
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (b"receivers: []\n# caf\xe9\n", "is not UTF-8: line 2, column 6: byte 0xe9"),
+        (b"receivers:\n  - name: w\n    webhook: {url: 'http://h:70000/x'}\n", "port 70000"),
+        (b"receivers:\n  - name: w\n    webhook: {url: 'htp://h/x'}\n", "scheme must be http"),
+        (b"receivers:\n  - name: w\n    webhook: {url: 'hooks.example/x'}\n", "scheme must be"),
+    ],
+)
+def test_bad_config_text_is_one_line(tmp_path: Path, text: bytes, problem: str) -> None:
+    """Bad bytes, ports and schemes are one ConfigError naming the file and the setting."""
+    from oomwatch.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError) as e:
+        load_file(path)
+    assert problem in str(e.value)
+    assert str(path) in str(e.value)
+    assert "\n" not in str(e.value)

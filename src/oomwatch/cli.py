@@ -40,8 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `oomwatch parse big.log | head`
-        sys.stderr.close()
+    except BrokenPipeError:  # `oomwatch parse big.log | head`: end quietly
+        # stdout's buffer still holds text for the closed pipe; point it at /dev/null so
+        # the interpreter's final flush does not complain
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     return code
 
@@ -335,6 +338,8 @@ def _open_input(name: str) -> Iterator[tuple[BinaryIO, datetime]]:
         with open(name, "rb") as raw:
             mtime = datetime.fromtimestamp(os.fstat(raw.fileno()).st_mtime)
             yield _maybe_gzip(raw, label), mtime
+    except BrokenPipeError:
+        raise  # the reader of our output went away (`| head`): not a problem of the input
     except (OSError, EOFError, zlib.error) as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         raise InputError(f"cannot read {label}: {reason}") from e

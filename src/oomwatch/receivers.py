@@ -146,8 +146,11 @@ def load_file(path: Path) -> FileConfig:
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from e
     except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        column = e.start - (e.object.rfind(b"\n", 0, e.start) + 1) + 1
         raise ConfigError(
-            f"config {path} is not UTF-8: byte {e.start} is 0x{e.object[e.start]:02x}"
+            f"config {path} is not UTF-8: line {line}, column {column}: "
+            f"byte 0x{e.object[e.start]:02x}"
         ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

@@ -172,3 +172,21 @@ def test_server_down_is_retryable() -> None:
     with pytest.raises(NotifyError) as e:
         send(notifier(free_port()), sample_incident())
     assert e.value.retryable is True
+
+
+def test_a_repeat_carries_the_same_message_id_and_a_key_is_one_thread() -> None:
+    """The Message-ID comes from the delivery key; follow-ups reply to the key's thread root."""
+    from dataclasses import replace
+
+    from oomwatch.model import FollowUp
+    from oomwatch.notify.email import message
+
+    inc = sample_incident("node-1")
+    first = message(inc, "a@x", ["b@x"], f"{inc.id}/mail")
+    again = message(inc, "a@x", ["b@x"], f"{inc.id}/mail")
+    other = message(inc, "a@x", ["b@x"], f"{inc.id}/other")
+    assert first["Message-ID"] == again["Message-ID"] != other["Message-ID"]
+    follow = replace(inc, id="followup:x", followup=FollowUp(2, (1, 2), ("a", "b"), 300.0))
+    reply = message(follow, "a@x", ["b@x"], "followup:x/mail")
+    assert reply["In-Reply-To"] == first["References"] == reply["References"]
+    assert first["In-Reply-To"] is None
