@@ -77,11 +77,6 @@ def masked_url(url: str | None) -> str:
     return redact_url(url) if url else "(none)"
 
 
-def from_file(value: Any, file: Path | None) -> str:
-    """`from <file>` when the value is in a file, for check-config."""
-    return "" if value or file is None else f"from {file}"
-
-
 @dataclass(frozen=True, slots=True)
 class Context:
     """What a notifier may need beyond its own config."""

@@ -36,7 +36,7 @@ from oomwatch.notify.common import (
     read_secret,
 )
 from oomwatch.notify.facts import details, facts, truncate
-from oomwatch.notify.http import header, status_error
+from oomwatch.notify.http import header, parse_retry_after, status_error
 from oomwatch.render.escape import slack_escape
 
 if TYPE_CHECKING:
@@ -177,8 +177,6 @@ def slack_error(method: str, status: int, error: str | None, headers: Any) -> No
 
 
 def _retry_after(headers: Any) -> float | None:
-    from oomwatch.notify.http import parse_retry_after
-
     return parse_retry_after(header(headers or {}, "Retry-After"))
 
 
