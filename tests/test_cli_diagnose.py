@@ -123,7 +123,7 @@ def test_nothing_found(
 
 def test_wrapped_ring_buffer_is_explained() -> None:
     """When the ring buffer no longer starts at boot, the note says older kills may be gone."""
-    from oomwatch.cli import _nothing_found
+    from oomwatch.cli.logs import _nothing_found
 
     text = _nothing_found("/dev/kmsg", None, 51234.5, 9000)
     assert "only goes back to 51234 s after boot" in text

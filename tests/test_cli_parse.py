@@ -27,7 +27,12 @@ def test_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
     """--format json prints one JSON object per kill with the documented names."""
     code, out, err = run(["parse", "--format", "json", str(CASE)], capsys)
     assert code == 0
-    assert err == ""
+    # the excerpt ends inside the next report: that kill is not in the file, and it is said
+    assert err.splitlines() == [
+        f"oomwatch: {CASE}: 1 line tells of an OOM kill that gave no record; kills may be missing:",
+        "  line 90 (report ends before its kill line): stress-ng-vm invoked oom-killer: "
+        "gfp_mask=0x1100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=1000",
+    ]
     records = [json.loads(line) for line in out.splitlines()]
     assert len(records) == 1
     r = records[0]
@@ -165,7 +170,7 @@ def test_malformed_lines_are_reported_on_stderr(
     assert code == 0
     assert "x (pid 42)" in out
     assert f"oomwatch: {log}: skipped 1 malformed line\n" in err
-    assert "byte 0: oom-kill:constraint=CONSTRAINT_MEMCG" in err
+    assert "  line 1: oom-kill:constraint=CONSTRAINT_MEMCG" in err  # a line number, not a byte
 
 
 def test_terminal_escapes_in_names_are_neutralised(
@@ -215,3 +220,57 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     proc.stderr.close()
     assert proc.wait(60) == 0
     assert err == b""
+
+
+KILL = (
+    "Out of memory: Killed process 12 (x) total-vm:1kB, anon-rss:1kB, file-rss:0kB, "
+    "shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0"
+)
+
+
+@pytest.mark.parametrize(
+    ("lines", "why"),
+    [
+        (["Memory cgroup out of memory: Killed process abc (y)"], "could not be read"),
+        (
+            [
+                "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+                "oom_memcg=/a,task_memcg=/a,task=z,pid="
+            ],
+            "summary cut short, no kill line after it",
+        ),
+        (
+            [
+                "bash invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+                "CPU: 0 PID: 7 Comm: bash Not tainted 6.1.0 #1",
+            ],
+            "report ends before its kill line",
+        ),
+        (["Out of memory: Killed"], "kill line cut short"),
+    ],
+)
+def test_a_kill_that_gives_no_record_is_said(
+    lines: list[str], why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line that tells of a kill but gives nothing is named on stderr; --strict exits 1."""
+    log = tmp_path / "kern.log"
+    stamped = [f"Dec  1 10:00:0{i} node kernel: [ {i}.5] {t}" for i, t in enumerate([KILL, *lines])]
+    log.write_text("\n".join(stamped) + "\n")
+    for fmt in ("json", "text"):
+        code, out, err = run(["parse", "--format", fmt, str(log)], capsys)
+        assert code == 0
+        assert len(out.splitlines()) == 1  # the readable kill is still printed
+        assert "1 line tells of an OOM kill that gave no record" in err
+        assert f"  line 2 ({why}): " in err
+    code, out, err = run(["parse", "--strict", str(log)], capsys)
+    assert code == 1
+    assert len(out.splitlines()) == 1
+
+
+def test_strict_passes_a_clean_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """--strict exits 0 when every kill the log tells of gave a record."""
+    code, out, err = run(
+        ["parse", "--strict", str(CORPUS / "034-linux618-kmsg-raw-memcg-v1.log")], capsys
+    )
+    assert (code, err) == (0, "")
+    assert len(out.splitlines()) == 1

@@ -15,10 +15,12 @@ from typing import Any
 from oomwatch.delivery import silences
 from oomwatch.delivery.routing import route
 from oomwatch.incidents.builder import IncidentBuilder
+from oomwatch.kernel.report import ParseStats
 from oomwatch.kernel.scan import LogScanner
 from oomwatch.metrics import Metrics
 from oomwatch.model import Incident, OomKill, Snapshot
 from oomwatch.receivers import RouteConfig
+from oomwatch.render.escape import terminal
 from oomwatch.sampling.conditions import Conditions
 from oomwatch.sampling.reconcile import CgroupReconciler, Reconciler
 from oomwatch.sources import Batch
@@ -53,15 +55,19 @@ class Ingest:
         self.reconciler: Reconciler | None = None
         self.cgroups = CgroupReconciler()
         self.burst = False  # incidents since the last memory trim
+        self._unread_seen: dict[str, int] = {}
+        self._unread_logged_at = -60.0
 
     def batch(self, batch: Batch, source: str, scanner: LogScanner) -> None:
         """One batch of a follower: its kills and gaps, stored with the cursor after them."""
         incidents: list[Incident] = []
-        before = scanner.stats.malformed
+        stats = scanner.stats
+        before = stats.malformed + stats.unread
         kills: list[OomKill] = []
         for raw in batch.lines:
             kills.extend(scanner.feed(raw))
-        self.metrics.malformed.inc(scanner.stats.malformed - before)
+        self.metrics.malformed.inc(stats.malformed + stats.unread - before)
+        self._say_unread(source, stats)
         if batch.lost:
             self.metrics.log_gaps.inc()
             self.metrics.records_lost.inc(batch.lost)
@@ -76,6 +82,26 @@ class Ingest:
             incidents.append(self.builder.kill(k))
         safe = not scanner.parser.needs_context
         self.record(incidents, source=source, cursor=batch.cursor if safe else None)
+
+    def _say_unread(self, source: str, stats: ParseStats) -> None:
+        """Log the first line of each minute that told of a kill but gave no record."""
+        seen = self._unread_seen.get(source, 0)
+        if stats.unread == seen:
+            return
+        new = stats.unread - seen
+        self._unread_seen[source] = stats.unread
+        now = time.monotonic()
+        if now - self._unread_logged_at < 60 or not stats.unread_examples:
+            return
+        self._unread_logged_at = now
+        s = stats.unread_examples[-1]
+        log.warning(
+            "%s: %d line(s) told of an OOM kill that gave no record (%s): %s",
+            source,
+            new,
+            s.why,
+            terminal(s.text),
+        )
 
     def sample(self, snap: Snapshot) -> None:
         """One memory sample: conditions, and kills the counters saw but the log did not."""

@@ -10,15 +10,14 @@ and indentation from pasted reports are removed. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-from dataclasses import dataclass
 from datetime import datetime
 
+from oomwatch.kernel.prefixes import PrefixLearner, clean, dmesg_stamps, strip_uptime
+from oomwatch.kernel.records import FieldRecords, Meta, parse_journal_json
 from oomwatch.kernel.timestamps import (
     from_epoch_us,
     month_number,
-    parse_ctime,
     parse_iso,
     parse_syslog_time,
 )
@@ -27,13 +26,10 @@ from oomwatch.model import KernelLine, LineFormat
 _KMSG = re.compile(r"(\d{1,4}),(\d{1,20}),(\d{1,20}),([^;,]*)[^;]*;(.*)", re.S)
 _KMSG_DICT = re.compile(r" [A-Z_]+=")
 _KMSG_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
-_QUOTE = re.compile(r"\s*(?:>\s?)+")
-_UPTIME = re.compile(r"\[\s*(\d{1,12})\.(\d{1,9})\]\s?")
-_CALLER = re.compile(r"\[\s*[TC]\d{1,10}\]\s?")
-_BRACKET = re.compile(r"\[([^\]]{8,64})\]\s?")
+_UNIX = re.compile(r"(\d{9,11})\.(\d{1,9})\s+(.*)", re.S)
 _PRIO = re.compile(r"<(\d{1,3})>")
 _DMESG_X = re.compile(
-    r"(kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7])\s*:"
+    r"(kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|res[0-3]|local[0-7])\s*:"
     r"\s*(emerg|alert|crit|err|warn|notice|info|debug)\s*:\s?"
 )
 _LEVELS = {
@@ -49,7 +45,7 @@ _LEVELS = {
 _SYSLOG = re.compile(
     r"(?P<mon>[^\W\d_]{2,12}\.?|\d{1,2}(?:月|월))\s+(?P<day>\d{1,2})\s+"
     r"(?P<hms>\d{1,2}:\d{2}:\d{2}(?:\.\d{1,9})?)\s+(?:(?P<year>\d{4})\s+)?"
-    r"(?P<host>\S+)\s+(?P<tag>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?:\s?(?P<msg>.*)",
+    r"(?:(?P<host>\S*[^\s:])\s+)?(?P<tag>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?:\s?(?P<msg>.*)",
     re.S,
 )
 _ISO = re.compile(
@@ -67,18 +63,6 @@ _HOST_TAG = re.compile(
 )
 
 
-@dataclass(slots=True)
-class _Meta:
-    fmt: LineFormat = "bare"
-    uptime_s: float | None = None
-    wall: datetime | None = None
-    host: str | None = None
-    origin: str = "kernel"
-    prio: int | None = None
-    seq: int | None = None
-    cursor: str | None = None
-
-
 class LineDecoder:
     """Turns raw log lines into `KernelLine`s, remembering what a bare line inherits.
 
@@ -89,9 +73,11 @@ class LineDecoder:
 
     def __init__(self, *, reference: datetime | None = None) -> None:
         self._reference = reference
-        self._last = _Meta()
+        self._last = Meta()
         self._pending_cont: KernelLine | None = None
         self._offset: int | None = None
+        self._learner = PrefixLearner()
+        self._fields = FieldRecords()
         self.malformed = 0
 
     def decode(
@@ -101,14 +87,13 @@ class LineDecoder:
         self._offset = offset
         text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
         text = text.rstrip("\r\n")
+        if "\x00" in text:  # `dmesg --kmsg-file` input: records end with NUL, not newline
+            return [ln for part in text.split("\x00") for ln in self.decode(part, lineno, offset)]
         if self._last.fmt == "kmsg" and _KMSG_DICT.match(text):
             return []  # a kmsg dictionary property (` SUBSYSTEM=...`), not message text
-        qm = _QUOTE.match(text)
-        if qm:
-            text = text[qm.end() :]
-        text = text.strip()
-        if not text:
-            return []
+        text = clean(text).strip()
+        if not text or text.strip("{}[], ") == "" or text == '"dmesg": [':
+            return []  # nothing, or the punctuation of `dmesg --json`
         first = text[0]
         if first.isdigit():
             km = _KMSG.fullmatch(text)
@@ -117,10 +102,24 @@ class LineDecoder:
             im = _ISO.fullmatch(text)
             if im:
                 return self._iso(im, lineno)
+            um = _UNIX.fullmatch(text)
+            if um and (line := self._unix(um, lineno)) is not None:
+                return [line]
         elif first == "[":
             return self._bracketed(text, lineno)
         elif first == "{" and text.startswith('{"'):
-            return self._journal_json(text, lineno)
+            if (rec := parse_journal_json(text)) is None:
+                self.malformed += 1
+                return [self._emit(text, lineno, self._inherit("bare"))]
+            return self._structured(rec, lineno)
+        elif first == '"' or ((first.isupper() or first == "_") and "=" in text[:28]):
+            got = (
+                self._fields.dmesg_field(text) if first == '"' else self._fields.export_field(text)
+            )
+            if isinstance(got, tuple):
+                return self._structured(got, lineno)
+            if got:
+                return []
         elif first == "<":
             pm = _PRIO.match(text)
             if pm:
@@ -136,7 +135,7 @@ class LineDecoder:
                 inner = self.decode(text[xm.end() :], lineno)
                 prio = _LEVELS[xm.group(2)] if xm.group(1) == "kern" else 8 + _LEVELS[xm.group(2)]
                 return [_replace_prio(line, prio) for line in inner]
-        return [self._emit(text, lineno, self._inherit("bare"))]
+        return [self._unnamed(text, lineno)]
 
     def flush(self) -> list[KernelLine]:
         """Lines held back waiting for a continuation (kmsg `c` fragments)."""
@@ -153,7 +152,7 @@ class LineDecoder:
             body = _unescape_kmsg(body)
         # Facility 0 is the kernel's own; the kernel rewrites user-space writes to
         # /dev/kmsg to facility 1, so a forged "Killed process" line cannot pass.
-        meta = _Meta(
+        meta = Meta(
             fmt="kmsg",
             uptime_s=int(m.group(3)) / 1_000_000,
             origin="kernel" if prio < 8 else "kmsg-user",
@@ -176,45 +175,32 @@ class LineDecoder:
         return out
 
     def _bracketed(self, text: str, lineno: int) -> list[KernelLine]:
-        um = _UPTIME.match(text)
-        if um:
-            uptime = int(um.group(1)) + int(um.group(2)) / 10 ** len(um.group(2))
-            rest = text[um.end() :]
-            cm = _CALLER.match(rest)
-            if cm:
-                rest = rest[cm.end() :]
-            ht = _HOST_TAG.match(rest)
-            if ht:  # journalctl -o short-monotonic
-                origin = "kernel" if ht.group("kernel") else ht.group("tag")
-                meta = _Meta(
-                    "journal",
-                    uptime if origin == "kernel" else None,
-                    None,
-                    ht.group("host"),
-                    origin,
-                )
-                self._last = meta
-                return [self._emit(ht.group("msg").strip(), lineno, meta)]
-            meta = _Meta("dmesg", uptime)
+        found = dmesg_stamps(text, self._year_now())
+        if found is None:
+            return [self._unnamed(text, lineno)]
+        rest, st = found
+        ht = _HOST_TAG.match(rest) if st.uptime_s is not None else None
+        if ht:  # journalctl -o short-monotonic
+            origin = "kernel" if ht.group("kernel") else ht.group("tag")
+            uptime = st.uptime_s if origin == "kernel" else None
+            meta = Meta("journal", uptime, None, ht.group("host"), origin)
             self._last = meta
-            return [self._emit(rest.strip(), lineno, meta)]
-        bm = _BRACKET.match(text)
-        if bm:
-            wall = parse_ctime(bm.group(1))
-            if wall is not None:
-                meta = _Meta("dmesg-T", None, wall)
-                self._last = meta
-                rest = text[bm.end() :]
-                cm = _CALLER.match(rest)
-                if cm:
-                    rest = rest[cm.end() :]
-                return [self._emit(rest.strip(), lineno, meta)]
-        return [self._emit(text, lineno, self._inherit("bare"))]
+            return [self._emit(ht.group("msg").strip(), lineno, meta)]
+        if st.relative and st.uptime_s is None and st.wall is None:
+            # `[  +0.1]` or `[<  0.1>]`: only the distance from the line before
+            meta = self._inherit("dmesg-T" if self._last.wall else "dmesg")
+            meta.uptime_s = None
+        elif st.uptime_s is not None:
+            meta = Meta("dmesg", st.uptime_s, st.wall)
+        else:
+            meta = Meta("dmesg-T", None, st.wall)
+        self._last = meta
+        return [self._emit(rest.strip(), lineno, meta)]
 
     def _iso(self, m: re.Match[str], lineno: int) -> list[KernelLine]:
         wall = parse_iso(m.group("iso"))
         if wall is None:
-            return [self._emit(m.string, lineno, self._inherit("bare"))]
+            return [self._unnamed(m.string, lineno)]
         rest = m.group("rest")
         ht = _HOST_TAG.match(rest)
         if ht:
@@ -222,13 +208,47 @@ class LineDecoder:
             msg = ht.group("msg")
             uptime = None
             if origin == "kernel":
-                msg, uptime = _strip_uptime(msg)
-            meta = _Meta("syslog", uptime, wall, ht.group("host"), origin)
-        else:  # dmesg --time-format iso
-            msg = rest
-            meta = _Meta("dmesg-T", None, wall)
+                msg, uptime = strip_uptime(msg)
+            meta = Meta("syslog", uptime, wall, ht.group("host"), origin)
+        else:  # dmesg --time-format iso, alone or before other stamps
+            found = dmesg_stamps(rest, wall.year)
+            msg, uptime = (found[0], found[1].uptime_s) if found else (rest, None)
+            meta = Meta("dmesg-T", uptime, wall)
         self._last = meta
         return [self._emit(msg.strip(), lineno, meta)]
+
+    def _unix(self, m: re.Match[str], lineno: int) -> KernelLine | None:
+        """`journalctl -o short-unix`: epoch seconds, then host and tag."""
+        ht = _HOST_TAG.match(m.group(3))
+        if ht is None:
+            return None
+        us = int(m.group(1)) * 1_000_000 + int(m.group(2).ljust(6, "0")[:6])
+        origin = "kernel" if ht.group("kernel") else ht.group("tag")
+        msg = ht.group("msg")
+        uptime = None
+        if origin == "kernel":
+            msg, uptime = strip_uptime(msg)
+        meta = Meta("journal", uptime, from_epoch_us(us), ht.group("host"), origin)
+        self._last = meta
+        return self._emit(msg.strip(), lineno, meta)
+
+    def _unnamed(self, text: str, lineno: int) -> KernelLine:
+        """A line no format names: a syslog line cut before its stamp, or a paste's own prefix."""
+        ht = _HOST_TAG.match(text)
+        if ht:
+            origin = "kernel" if ht.group("kernel") else ht.group("tag")
+            msg, uptime = (
+                strip_uptime(ht.group("msg")) if origin == "kernel" else (ht.group("msg"), None)
+            )
+            meta = Meta("syslog", uptime, None, ht.group("host"), origin)
+            self._last = meta
+            return self._emit(msg.strip(), lineno, meta)
+        if text.startswith("kernel:"):
+            msg, uptime = strip_uptime(text[7:].lstrip())
+            meta = Meta("syslog", uptime, None, None, "kernel")
+            self._last = meta
+            return self._emit(msg.strip(), lineno, meta)
+        return self._emit(self._learner.strip(text), lineno, self._inherit("bare"))
 
     def _syslog(self, m: re.Match[str], lineno: int) -> list[KernelLine]:
         tag = m.group("tag")
@@ -242,52 +262,24 @@ class LineDecoder:
             wall = parse_syslog_time(m.group("mon"), m.group("day"), m.group("hms"), year)
         uptime = None
         if tag == "kernel":
-            msg, uptime = _strip_uptime(msg)
-        meta = _Meta("syslog", uptime, wall, m.group("host"), "kernel" if tag == "kernel" else tag)
+            msg, uptime = strip_uptime(msg)
+        meta = Meta("syslog", uptime, wall, m.group("host"), "kernel" if tag == "kernel" else tag)
         self._last = meta
         return [self._emit(msg.strip(), lineno, meta)]
 
-    def _journal_json(self, text: str, lineno: int) -> list[KernelLine]:
-        try:
-            rec = json.loads(text)
-        except ValueError:
-            rec = None
-        if not isinstance(rec, dict) or "MESSAGE" not in rec:
-            self.malformed += 1
-            return [self._emit(text, lineno, self._inherit("bare"))]
-        msg = rec["MESSAGE"]
-        if isinstance(msg, list):  # journald stores non-UTF-8 messages as byte arrays
-            msg = bytes(b & 0xFF for b in msg if isinstance(b, int)).decode(
-                "utf-8", "backslashreplace"
-            )
-        elif not isinstance(msg, str):
-            msg = "" if msg is None else str(msg)
-        kernel = rec.get("_TRANSPORT") == "kernel" or rec.get("SYSLOG_IDENTIFIER") == "kernel"
-        mono = _int(rec.get("_SOURCE_MONOTONIC_TIMESTAMP"))
-        if mono is None and kernel:
-            mono = _int(rec.get("__MONOTONIC_TIMESTAMP"))
-        real = _int(rec.get("_SOURCE_REALTIME_TIMESTAMP")) or _int(rec.get("__REALTIME_TIMESTAMP"))
-        prio = _int(rec.get("PRIORITY"))
-        meta = _Meta(
-            fmt="journal-json",
-            uptime_s=mono / 1_000_000 if mono is not None and kernel else None,
-            wall=from_epoch_us(real) if real is not None else None,
-            host=rec.get("_HOSTNAME") if isinstance(rec.get("_HOSTNAME"), str) else None,
-            origin="kernel" if kernel else str(rec.get("SYSLOG_IDENTIFIER") or "journal"),
-            prio=prio,
-            cursor=rec.get("__CURSOR") if isinstance(rec.get("__CURSOR"), str) else None,
-        )
+    def _structured(self, found: tuple[str, Meta], lineno: int) -> list[KernelLine]:
+        msg, meta = found
         self._last = meta
         parts = [p.strip() for p in split_record(msg)]
         return [self._emit(p, lineno, meta) for p in parts if p]
 
     # -- helpers -----------------------------------------------------------------
 
-    def _inherit(self, fmt: LineFormat) -> _Meta:
+    def _inherit(self, fmt: LineFormat) -> Meta:
         last = self._last
-        return _Meta(fmt, last.uptime_s, last.wall, last.host, last.origin, last.prio, None)
+        return Meta(fmt, last.uptime_s, last.wall, last.host, last.origin, last.prio, None)
 
-    def _emit(self, text: str, lineno: int, meta: _Meta) -> KernelLine:
+    def _emit(self, text: str, lineno: int, meta: Meta) -> KernelLine:
         return KernelLine(
             text=text,
             fmt=meta.fmt,
@@ -301,6 +293,9 @@ class LineDecoder:
             cursor=meta.cursor,
             offset=self._offset,
         )
+
+    def _year_now(self) -> int | None:
+        return self._reference.year if self._reference is not None else None
 
     def _year_for(self, month_token: str) -> int | None:
         ref = self._reference
@@ -326,18 +321,6 @@ def split_record(text: str) -> list[str]:
     return text.split("\n")
 
 
-def _strip_uptime(msg: str) -> tuple[str, float | None]:
-    um = _UPTIME.match(msg)
-    if not um:
-        return msg, None
-    uptime = int(um.group(1)) + int(um.group(2)) / 10 ** len(um.group(2))
-    rest = msg[um.end() :]
-    cm = _CALLER.match(rest)
-    if cm:
-        rest = rest[cm.end() :]
-    return rest, uptime
-
-
 def _unescape_kmsg(body: str) -> str:
     raw = _KMSG_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), body)
     # the escapes encode bytes: re-read non-ASCII ones as UTF-8 where they form it
@@ -345,14 +328,6 @@ def _unescape_kmsg(body: str) -> str:
         return raw.encode("latin-1").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:
         return raw
-
-
-def _int(v: object) -> int | None:
-    if isinstance(v, int):
-        return v
-    if isinstance(v, str) and v.isdigit():
-        return int(v)
-    return None
 
 
 def _replace_prio(line: KernelLine, prio: int) -> KernelLine:

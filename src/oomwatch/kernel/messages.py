@@ -204,7 +204,14 @@ def parse_row(text: str, columns: tuple[str, ...] | None) -> TaskRow | None:
         target = _COLUMN_FIELDS.get(col) if col else None
         if target:
             fields[target] = int(value)
+    if not plausible_adj(fields.get("oom_score_adj")) or pid <= 0:
+        return None  # a row cut short and read in the wrong layout: no wrong number
     return TaskRow(pid=pid, name=name.strip(), **fields)
+
+
+def plausible_adj(adj: int | None) -> bool:
+    """Whether an oom_score_adj is one the kernel can print (-1000..1000)."""
+    return adj is None or -1000 <= adj <= 1000
 
 
 # --- "oom-kill:constraint=...,task_memcg=...,task=...,pid=...,uid=..." (5.0+) ---------
@@ -249,9 +256,10 @@ def parse_summary(text: str) -> Summary | None:
         body = body[: tail.start()]
     values: dict[str, str] = {}
     global_oom = False
-    for item in _SUMMARY_KEYS.split(body):
-        if not item:
-            continue
+    items = [item for item in _SUMMARY_KEYS.split(body) if item]
+    if tail is None and items:
+        items.pop()  # the line was cut: its last value may be cut too
+    for item in items:
         key, sep, value = item.partition("=")
         if key == "global_oom" and not sep:
             global_oom = True
@@ -295,104 +303,6 @@ def parse_selection(text: str) -> Selection | None:
     if m is None:
         return None
     return Selection(int(m.group("pid")), m.group("comm"), int(m.group("score")), m.group("msg"))
-
-
-# --- "Memory cgroup out of memory: Killed process 21502 (python3) total-vm:..." -------
-
-# The message before "Killed process" is one of the kernel's own few; the anchor
-# keeps out lines that merely quote a kill (node-problem-detector's struct dumps).
-_KILLED = re.compile(r"(?:(?P<msg>[A-Za-z][A-Za-z_ ()-]{0,60}): )?Killed process (?P<pid>\d+)")
-_KILLED_FIELD = re.compile(
-    r"(?P<key>total-vm|anon-rss|file-rss|shmem-rss|pgtables):(?P<kb>\d+)kB"
-    r"|UID:(?P<uid>\d+)|oom_score_adj:(?P<adj>-?\d+)|, UID (?P<uid2>\d+)"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class KilledLine:
-    """The line that proves a kill: the victim's pid, comm and sizes in kB."""
-
-    pid: int
-    comm: str | None
-    message: str | None
-    uid: int | None = None
-    total_vm_kb: int | None = None
-    anon_rss_kb: int | None = None
-    file_rss_kb: int | None = None
-    shmem_rss_kb: int | None = None
-    pgtables_kb: int | None = None
-    oom_score_adj: int | None = None
-    complete: bool = True
-
-
-def looks_like_kill(text: str) -> bool:
-    """Whether the text starts like a kernel kill line (the kernel's own message, if any)."""
-    m = _KILLED.match(text)
-    return m is not None and _kernel_message(m.group("msg"))
-
-
-def _kernel_message(message: str | None) -> bool:
-    # "%s: Killed process": the kernel's %s always says "out of memory"
-    return message is None or "out of memory" in message.lower()
-
-
-def parse_killed(text: str) -> KilledLine | None:
-    """Every `Killed process` layout: upstream, RHEL6 (`, UID U, (comm)`), RHEL7 (`(comm), UID U,`).
-
-    The comm is delimited by the last `) total-vm:` (or `), UID `, or a closing
-    parenthesis at the end), since a comm may itself hold parentheses.
-    """
-    m = _KILLED.match(text)
-    if m is None or not _kernel_message(m.group("msg")):
-        return None
-    pid = int(m.group("pid"))
-    rest = text[m.end() :]
-    uid: int | None = None
-    rhel6 = re.match(r", UID (\d+), ", rest)
-    if rhel6:
-        uid = int(rhel6.group(1))
-        rest = rest[rhel6.end() - 1 :]
-    if not rest.startswith(" ("):
-        # nothing after the pid: the line may have been cut inside the pid itself
-        return None if not rest else KilledLine(pid, None, m.group("msg"), uid, complete=False)
-    body = rest[2:]
-    end = -1
-    for marker in (") total-vm:", "), UID "):
-        end = body.rfind(marker)
-        if end >= 0:
-            break
-    if end < 0 and body.endswith(")"):
-        end = len(body) - 1
-    if end < 0:
-        return KilledLine(pid, None, m.group("msg"), uid, complete=False)
-    comm = body[:end]
-    tail = body[end + 1 :]
-    sizes: dict[str, int] = {}
-    adj: int | None = None
-    for fm in _KILLED_FIELD.finditer(tail):
-        if fm.group("key"):
-            sizes[fm.group("key")] = int(fm.group("kb"))
-        elif fm.group("uid") is not None:
-            uid = int(fm.group("uid"))
-        elif fm.group("uid2") is not None:
-            uid = int(fm.group("uid2"))
-        elif fm.group("adj") is not None:
-            adj = int(fm.group("adj"))
-    stripped = tail.rstrip()
-    complete = not stripped.endswith(",") and ("total-vm" not in sizes or "file-rss" in sizes)
-    return KilledLine(
-        pid=pid,
-        comm=comm,
-        message=m.group("msg"),
-        uid=uid,
-        total_vm_kb=sizes.get("total-vm"),
-        anon_rss_kb=sizes.get("anon-rss"),
-        file_rss_kb=sizes.get("file-rss"),
-        shmem_rss_kb=sizes.get("shmem-rss"),
-        pgtables_kb=sizes.get("pgtables"),
-        oom_score_adj=adj,
-        complete=complete,
-    )
 
 
 # --- smaller lines ------------------------------------------------------------------------

@@ -21,9 +21,10 @@ from oomwatch.model import OomKill
 # Every line that can start or prove a kill while no report is open matches one
 # of these: "invoked oom-killer", "oom-kill:", "memory.oom.group", "systemd-oomd"
 # hold "oom"; "Killed process N", "Kill process N", earlyoom's "sending SIGTERM
-# to process N" and "killing process N" hold "process N". A regex with a literal
+# to process N" and "killing process N" hold "process N"; systemd-oomd's kill
+# line without its tag (a paste) holds " due to ". A regex with a literal
 # prefix searches faster here than bytes.find with a short needle.
-NEEDLES = (re.compile(rb"oom"), re.compile(rb"process \d"))
+NEEDLES = (re.compile(rb"oom"), re.compile(rb"process \d"), re.compile(rb" due to "))
 # Of the lines with a keyword, those that can matter while no report is open ...
 RELEVANT = (
     b"invoked oom-killer",
@@ -36,6 +37,7 @@ RELEVANT = (
     b"sending SIG",
     b"killing process",
     b"Killed /",
+    b"Marked /",
 )
 # ... and those that prove a kill, whose report may have begun before them.
 PROVES_KILL = (b"Killed process", b"ill process ", b"oom-kill:", b"sending SIG", b"killing process")

@@ -11,7 +11,13 @@ _EARLYOOM = re.compile(
     r"(?:, VmRSS (?P<rss>\d+) MiB)?"
 )
 _EARLYOOM_LOW = re.compile(r"low memory! (?P<why>.+)")
-_OOMD = re.compile(r"Killed (?P<cgroup>/\S*) due to (?P<reason>.+?)\.?\s*")
+# v247-v252 print "Killed <cgroup> due to ..."; later versions "Marked <cgroup> for
+# killing due to ..." (the kill follows at once). "Considered N cgroups for killing"
+# is a survey, not a kill, and has no "due to".
+_OOMD = re.compile(
+    r"(?:Killed|Marked) (?P<cgroup>/\S*) (?:for killing )?due to (?P<reason>.+?)\.?\s*"
+)
+OOMD_STARTS = ("Killed /", "Marked /")
 _OOMD_COUNT = re.compile(
     r"(?P<unit>\S+): systemd-oomd killed (?P<n>\d+) process\(es\) in this unit\.?"
 )
@@ -64,7 +70,7 @@ def parse_earlyoom_low(text: str) -> str | None:
 
 
 def parse_oomd(text: str) -> OomdKill | None:
-    """systemd-oomd's `Killed <cgroup> due to <reason>` (v247 and later)."""
+    """systemd-oomd's `Killed <cgroup> due to <reason>` (v247) or `Marked <cgroup> for killing`."""
     m = _OOMD.fullmatch(text)
     return OomdKill(m.group("cgroup"), m.group("reason")) if m else None
 

@@ -1,0 +1,31 @@
+"""`oomwatch run` and `oomwatch drill`: the agent, and a real kill to test it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_run(_args: argparse.Namespace) -> int:
+    """`oomwatch run`: the agent."""
+    import logging
+
+    from oomwatch.agent import run_agent
+    from oomwatch.settings import load_settings
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run_agent(settings)
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    """`oomwatch drill`: a real OOM kill, end to end."""
+    from oomwatch.drill.run import run_drill
+    from oomwatch.settings import load_settings
+
+    url = args.agent or f"http://{load_settings().listen}"
+    return run_drill(url, args.timeout)
