@@ -11,34 +11,37 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import BinaryIO, TextIO
+from pathlib import Path
+from typing import BinaryIO, Protocol, TextIO
 
 from oomwatch.cli.common import DURATION, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UNITS
 from oomwatch.errors import InputError, UsageError
 from oomwatch.kernel.parser import ParseStats
 from oomwatch.kernel.scan import LogScanner
+from oomwatch.model import OomKill
 from oomwatch.render.escape import terminal
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
     """`oomwatch parse`: every kill in the given logs, as text lines or JSON Lines."""
-    from oomwatch.render.report import one_line
-
     files: list[str] = args.files or ["-"]
     failed = unread = False
     out = sys.stdout
     for name in files:
         try:
             with _open_input(name) as (stream, reference):
-                scanner = LogScanner(reference=reference)
-                for kill in scanner.scan_stream(stream):
+                scan = _scanner(name, stream, reference)
+                for kill in scan:
                     if args.format == "json":
                         out.write(json.dumps(kill.to_dict(), ensure_ascii=False) + "\n")
                     else:
+                        from oomwatch.render.report import one_line
+
                         out.write(one_line(kill) + "\n")
                 out.flush()
-                lines = _line_numbers(name, scanner.stats.offsets())
-                unread |= _report_skipped(name, scanner.stats, sys.stderr, lines)
+                stats = scan.stats
+                lines = _line_numbers(name, stats.offsets())
+                unread |= _report_skipped(name, stats, sys.stderr, lines)
         except InputError as e:
             print(f"oomwatch: {e}", file=sys.stderr)
             failed = True
@@ -46,6 +49,36 @@ def cmd_parse(args: argparse.Namespace) -> int:
     if failed:
         return EXIT_USAGE
     return EXIT_FAILURE if unread and args.strict else EXIT_OK
+
+
+class _Scan(Protocol):
+    @property
+    def stats(self) -> ParseStats: ...
+
+    def __iter__(self) -> Iterator[OomKill]: ...
+
+
+class _StreamScan:
+    """A stream (stdin, gzip) scanned in one pass."""
+
+    def __init__(self, stream: BinaryIO, reference: datetime) -> None:
+        self._scanner = LogScanner(reference=reference)
+        self._stream = stream
+
+    @property
+    def stats(self) -> ParseStats:
+        return self._scanner.stats
+
+    def __iter__(self) -> Iterator[OomKill]:
+        return self._scanner.scan_stream(self._stream)
+
+
+def _scanner(name: str, stream: BinaryIO, reference: datetime) -> _Scan:
+    """A plain regular file is scanned on two cores when large; anything else as a stream."""
+    from oomwatch.kernel.parallel import FileScan
+
+    plain = name != "-" and os.path.isfile(name) and not isinstance(stream, gzip.GzipFile)
+    return FileScan(Path(name), reference=reference) if plain else _StreamScan(stream, reference)
 
 
 @contextmanager
@@ -103,14 +136,20 @@ def _line_numbers(name: str, offsets: list[int]) -> dict[int, int]:
     if not offsets or name == "-" or not os.path.isfile(name):
         return {}
     out: dict[int, int] = {}
-    lineno, pos = 1, 0
+    lineno = 1
+    pos = 0
+    buf = bytearray(8 << 20)
     with open(name, "rb") as f:
         if f.peek(2)[:2] == b"\x1f\x8b":
             return {}
         for target in offsets:
-            chunk = f.read(target - pos)
-            lineno += chunk.count(b"\n")
-            pos = target
+            while pos < target:
+                with memoryview(buf) as view:
+                    n = f.readinto(view[: min(len(buf), target - pos)])
+                if not n:
+                    break
+                lineno += buf.count(b"\n", 0, n)
+                pos += n
             out[target] = lineno
     return out
 

@@ -137,6 +137,12 @@ class LineDecoder:
                 return [_replace_prio(line, prio) for line in inner]
         return [self._unnamed(text, lineno)]
 
+    def prime(self, raw: bytes) -> None:
+        """Read a skipped line only for what the next stampless line inherits from it."""
+        pending = self._pending_cont
+        self.decode(raw)
+        self._pending_cont = pending
+
     def flush(self) -> list[KernelLine]:
         """Lines held back waiting for a continuation (kmsg `c` fragments)."""
         pending, self._pending_cont = self._pending_cont, None

@@ -18,13 +18,15 @@ from oomwatch.kernel.lines import LineDecoder
 from oomwatch.kernel.parser import FRAGMENT_GAP_LINES, OomParser, ParseStats
 from oomwatch.model import OomKill
 
-# Every line that can start or prove a kill while no report is open matches one
-# of these: "invoked oom-killer", "oom-kill:", "memory.oom.group", "systemd-oomd"
-# hold "oom"; "Killed process N", "Kill process N", earlyoom's "sending SIGTERM
-# to process N" and "killing process N" hold "process N"; systemd-oomd's kill
-# line without its tag (a paste) holds " due to ". A regex with a literal
-# prefix searches faster here than bytes.find with a short needle.
-NEEDLES = (re.compile(rb"oom"), re.compile(rb"process \d"), re.compile(rb" due to "))
+# Every line that can start or prove a kill while no report is open holds one of
+# these: "invoked oom-killer", "oom-kill:", "oom_reaper", "memory.oom.group" and
+# "systemd-oomd" hold "oom"; "Killed process N", "Kill process N", earlyoom's
+# "sending SIGTERM to process N" and "killing process N" hold "process N";
+# systemd-oomd's kill line without its tag (a paste) says "due to memory ..." or
+# "due to swap used"; earlyoom's reason is "low memory!". All of them hold an "o"
+# followed by one of a few words: one regex with that literal first byte finds
+# them in a single pass, as fast as grep finds one word.
+NEEDLES = (re.compile(rb"o(?:om|cess \d| memory | swap used|w memory!)"),)
 # Of the lines with a keyword, those that can matter while no report is open ...
 RELEVANT = (
     b"invoked oom-killer",
@@ -38,9 +40,18 @@ RELEVANT = (
     b"killing process",
     b"Killed /",
     b"Marked /",
+    b" due to ",
+    b"low memory!",
 )
 # ... and those that prove a kill, whose report may have begun before them.
-PROVES_KILL = (b"Killed process", b"ill process ", b"oom-kill:", b"sending SIG", b"killing process")
+PROVES_KILL = (
+    b"Killed process",
+    b"ill process ",
+    b"oom-kill:",
+    b"sending SIG",
+    b"killing process",
+    b" due to ",
+)
 BLOCK = 8 << 20
 MAX_LINE = 16 << 20
 
@@ -51,6 +62,8 @@ class LogScanner:
     def __init__(self, *, reference: datetime | None = None) -> None:
         self.decoder = LineDecoder(reference=reference)
         self.parser = OomParser()
+        self.stopped_at: int | None = None  # where `scan_stream(stop_at=...)` stopped
+        self._stop_at: int | None = None
 
     @property
     def stats(self) -> ParseStats:
@@ -81,15 +94,24 @@ class LogScanner:
             yield from self.feed(raw, lineno)
         yield from self.close()
 
-    def scan_stream(self, stream: BinaryIO, block: int = BLOCK) -> Iterator[OomKill]:
+    def scan_stream(
+        self,
+        stream: BinaryIO,
+        block: int = BLOCK,
+        *,
+        base: int = 0,
+        stop_at: int | None = None,
+    ) -> Iterator[OomKill]:
         """Scan a binary stream fast; the records are those of `scan_lines`.
 
         Lines are located by byte offset here (counting lines would cost a pass
-        over the whole input), so `KernelLine.lineno` is 0 and `offset` is set.
+        over the whole input), so `KernelLine.lineno` is 0 and `offset` is set;
+        `base` is the stream's first offset. With `stop_at`, the scan ends at the
+        first line at or after that offset where no report is open (`stopped_at`).
         """
+        self._stop_at = stop_at
         buf = bytearray(block)
         have = 0  # bytes in buf
-        base = 0  # offset of buf[0] in the stream
         dropping = False  # inside a line too long to be a log line
         while True:
             if have == len(buf):
@@ -115,6 +137,9 @@ class LogScanner:
             if cut == 0:
                 continue
             fed_end = yield from self._scan_block(buf, cut, base)
+            if self.stopped_at is not None:
+                yield from self.close()
+                return
             # the unfed tail may be a fragment's beginning for a kill in the next block
             keep = _start_of_last_lines(buf, fed_end, cut, FRAGMENT_GAP_LINES)
             buf[: have - keep] = buf[keep:have]
@@ -137,6 +162,11 @@ class LogScanner:
         while pos < end:
             if not self.parser.needs_context:
                 hits = [f for f in finds if f >= 0]
+                after = base + (min(hits) if hits else end)
+                if self._stop_at is not None and after >= self._stop_at:
+                    # the rest is the next scanner's, which starts at stop_at
+                    self.stopped_at = max(base + pos, self._stop_at)
+                    return fed_end
                 if not hits:
                     return fed_end
                 line_start = buf.rfind(b"\n", 0, min(hits)) + 1
@@ -153,6 +183,8 @@ class LogScanner:
                 if any(m in line for m in PROVES_KILL):
                     # look back for a fragment's earlier lines, never before what was fed
                     line_start = _start_of_last_lines(buf, fed_end, line_start, FRAGMENT_GAP_LINES)
+                if line_start > fed_end:
+                    self._prime(buf, fed_end, line_start)
                 pos = line_start
             nl = buf.find(b"\n", pos, end)
             nl = end - 1 if nl < 0 else nl
@@ -163,6 +195,23 @@ class LogScanner:
                 for n, f in zip(NEEDLES, finds, strict=True)
             ]
         return fed_end
+
+    def _prime(self, buf: bytearray, lo: int, hi: int) -> None:
+        """Give the decoder the last stamped line of the skipped `buf[lo:hi]`, as if read.
+
+        A stampless line takes its host and clocks from the last stamped line
+        before it; the line path has read that line, so the fast path reads it too.
+        """
+        end = hi - 1
+        for _ in range(FRAGMENT_GAP_LINES):
+            if end <= lo:
+                return
+            start = max(buf.rfind(b"\n", lo, end) + 1, lo)
+            raw = bytes(buf[start:end])
+            if any(ln.fmt != "bare" for ln in LineDecoder().decode(raw)):
+                self.decoder.prime(raw)
+                return
+            end = start - 1
 
 
 def _find(pattern: re.Pattern[bytes], buf: bytearray, pos: int, end: int) -> int:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from oomwatch.errors import LogUnavailableError
+from oomwatch.kernel.parallel import FileScan
 from oomwatch.kernel.parser import ParseStats
 from oomwatch.kernel.scan import LogScanner
 from oomwatch.model import OomKill
@@ -180,10 +181,9 @@ def _read_file(roots: Roots, _run: Runner, _since: datetime | None) -> LocalLog:
         path = roots.log_dir / name
         try:
             mtime = datetime.fromtimestamp(path.stat().st_mtime)
-            with path.open("rb") as f:
-                scanner = LogScanner(reference=mtime)
-                kills = list(scanner.scan_stream(f))
-            return LocalLog(str(path), kills, scanner.stats, scanner.stats.lines)
+            scan = FileScan(path, reference=mtime)
+            kills = list(scan)
+            return LocalLog(str(path), kills, scan.stats, scan.stats.lines)
         except OSError as e:
             reasons.append(f"{path}: {e.strerror or e}")
     raise _UnavailableError("; ".join(reasons))
