@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime
 import sys
 from pathlib import Path
 
@@ -115,3 +116,63 @@ def test_diagnose_through_a_real_journald(cgroup_name: str) -> None:
     assert mine[0].oom_memcg == f"/{cgroup_name}"
     assert mine[0].host is not None
     assert mine[0].time is not None
+
+
+JOURNAL_FORMATS = [
+    "short",
+    "short-full",
+    "short-iso",
+    "short-iso-precise",
+    "short-precise",
+    "short-monotonic",
+    "short-unix",
+    "short-delta",
+    "with-unit",
+    "cat",
+    "export",
+    "json",
+    "verbose",
+]
+
+
+@pytest.mark.usefixtures("journald")
+def test_every_journalctl_output_of_a_real_kill(cgroup_name: str, tmp_path: Path) -> None:
+    """A real kill, read back through a real journald in each `journalctl -o` format."""
+    import time
+
+    pid, _ = kill_in_cgroup(cgroup_name, "oomwatch-jfmt")
+    deadline = time.monotonic() + 10
+    want = f"Killed process {pid} ".encode()
+    while True:
+        text = subprocess.run(
+            ["journalctl", "-k", "-o", "short", "--no-pager", "-q"],
+            capture_output=True,
+            check=False,
+        ).stdout
+        if want in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert want in text, "journald kept the kill"
+    for fmt in JOURNAL_FORMATS:
+        out = tmp_path / f"journal.{fmt}"
+        out.write_bytes(
+            subprocess.run(
+                ["journalctl", "-k", "-o", fmt, "--no-pager", "-q"], capture_output=True, check=True
+            ).stdout
+        )
+        for fast in (False, True):
+            # the year of a syslog-style stamp comes from the file's time, as parse does
+            scanner = LogScanner(reference=datetime.now())
+            if fast:
+                with out.open("rb") as f:
+                    found = list(scanner.scan_stream(f))
+            else:
+                found = list(scanner.scan_lines(out.read_bytes().split(b"\n")))
+            mine = [k for k in found if k.victim.pid == pid]
+            assert len(mine) == 1, (fmt, fast)
+            k = mine[0]
+            assert (k.victim.comm, k.oom_memcg) == ("oomwatch-jfmt", f"/{cgroup_name}"), fmt
+            assert k.memcg is not None, fmt
+            assert k.memcg.limit_kb == LIMIT // 1024, fmt
+            if fmt != "cat":  # -o cat prints the message alone
+                assert k.time is not None or k.uptime_s is not None, fmt

@@ -48,6 +48,17 @@ _SYSLOG = re.compile(
     r"(?:(?P<host>\S*[^\s:])\s+)?(?P<tag>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?:\s?(?P<msg>.*)",
     re.S,
 )
+# journalctl -o short-full and -o with-unit: `Wed 2026-12-02 14:34:57 UTC host tag: msg`
+_FULL = re.compile(
+    r"[^\W\d_]{2,4}\.? (?P<stamp>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})?) "
+    r"(?P<zone>[A-Za-z]{1,6}|[+-]\d{2}:?\d{2})? ?(?P<rest>.*)",
+    re.S,
+)
+_HOST_ANY_TAG = re.compile(
+    r"(?P<host>[\w.:-]+)\s+(?:(?P<kernel>kernel)|(?P<tag>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?):\s?"
+    r"(?P<msg>.*)",
+    re.S,
+)
 _ISO = re.compile(
     r"(?P<iso>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)"
     r"\s+(?P<rest>.*)",
@@ -127,6 +138,8 @@ class LineDecoder:
                 prio = int(pm.group(1))
                 return [_replace_prio(line, prio) for line in inner]
         if not first.isdigit() or "月" in text[:4] or "월" in text[:4]:
+            if (fm := _FULL.fullmatch(text)) and (line := self._full(fm, lineno)) is not None:
+                return [line]
             sm = _SYSLOG.match(text)
             if sm and month_number(sm.group("mon")) is not None:
                 return self._syslog(sm, lineno)
@@ -235,6 +248,23 @@ class LineDecoder:
         if origin == "kernel":
             msg, uptime = strip_uptime(msg)
         meta = Meta("journal", uptime, from_epoch_us(us), ht.group("host"), origin)
+        self._last = meta
+        return self._emit(msg.strip(), lineno, meta)
+
+    def _full(self, m: re.Match[str], lineno: int) -> KernelLine | None:
+        """`journalctl -o short-full`: weekday, date, time and zone, then host and tag."""
+        # every line of this format has a host and a tag, so any tag is taken
+        ht = _HOST_TAG.match(m.group("rest")) or _HOST_ANY_TAG.match(m.group("rest"))
+        zone = m.group("zone") or ""
+        offset = "+00:00" if zone in ("UTC", "GMT", "Z") else zone if zone[:1] in "+-" else ""
+        wall = parse_iso(m.group("stamp").replace(" ", "T") + offset)
+        if ht is None or wall is None:
+            return None
+        origin = "kernel" if ht.group("kernel") else ht.group("tag")
+        msg, uptime = (ht.group("msg"), None)
+        if origin == "kernel":
+            msg, uptime = strip_uptime(msg)
+        meta = Meta("journal", uptime, wall, ht.group("host"), origin)
         self._last = meta
         return self._emit(msg.strip(), lineno, meta)
 
