@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest

@@ -21,9 +21,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PASTE = re.compile(
     r"(?:\s*(?:>+|[#$|](?=\s|$))|\s*\d{1,9}(?:\s*[:|]|-(?!\d{2}-)|\t)(?!\d{2}[:.]\d))+\s*"
 )
-_DELTA = r"(?:\s*<\s*\d{1,12}\.\d{1,9}>)?"
+# dmesg prints `<    0.000027>`, journalctl -o short-delta `<    0.000027 >` and pads
+# the first line's bracket with spaces
+_DELTA = r"(?:\s*<\s*\d{1,12}\.\d{1,9}\s*>)?\s*"
 _UPTIME = re.compile(r"\[\s*(\d{1,12})\.(\d{1,9})" + _DELTA + r"\]\s?")
-_ONLY_DELTA = re.compile(r"\[(?:<\s*\d{1,12}\.\d{1,9}>|\s*\+\s*\d{1,12}\.\d{1,9})\]\s?")
+_ONLY_DELTA = re.compile(r"\[(?:<\s*\d{1,12}\.\d{1,9}\s*>|\s*\+\s*\d{1,12}\.\d{1,9})\]\s?")
 _RELTIME = re.compile(r"\[([^\W\d_]{3}) ?(\d{1,2}) (\d{1,2}):(\d{2})\]\s?")
 _CTIME = re.compile(r"\[([^\]<]{8,64}?)" + _DELTA + r"\]\s?")
 _ISO_STAMP = re.compile(
@@ -32,7 +34,7 @@ _ISO_STAMP = re.compile(
 _CALLER = re.compile(r"\[\s*[TC]\d{1,10}\]\s?")
 # Where a kernel OOM message can begin inside a line whose prefix no format names.
 _ANCHOR = re.compile(
-    r"\S+ invoked oom-killer:|Memory cgroup out of memory|Out of memory|Killed process \d"
+    r" invoked oom-killer:|Memory cgroup out of memory|Out of memory|Killed process \d"
     r"|oom-kill:|Task in /|memory: usage|oom_reaper: |Tasks state|\[\s*pid\s*\]"
 )
 _DATEISH = re.compile(
@@ -120,13 +122,18 @@ class PrefixLearner:
         if self._shape is not None and (m := self._shape.match(text)) and m.end() < len(text):
             return text[m.end() :]
         a = _ANCHOR.search(text)
-        if a is None or a.start() == 0:
+        if a is None:
             return text
-        prefix = text[: a.start()]
+        start = a.start()
+        if text.startswith(" invoked", start):  # the message begins with the comm before it
+            start = text.rfind(" ", 0, start) + 1
+        if start == 0:
+            return text
+        prefix = text[:start]
         if not _log_columns(prefix):
             return text
         self._shape = _shape_of(prefix)
-        return text[a.start() :]
+        return text[start:]
 
 
 def _log_columns(prefix: str) -> bool:

@@ -180,6 +180,10 @@ class LogScanner:
                         for n, f in zip(NEEDLES, finds, strict=True)
                     ]
                     continue
+                if _FIELD.match(line):
+                    # a journal field (`-o export`, `-o verbose`): its record's stamps
+                    # and transport come in the lines before it
+                    line_start = _record_start(buf, fed_end, line_start)
                 if any(m in line for m in PROVES_KILL):
                     # look back for a fragment's earlier lines, never before what was fed
                     line_start = _start_of_last_lines(buf, fed_end, line_start, FRAGMENT_GAP_LINES)
@@ -212,6 +216,25 @@ class LogScanner:
                 self.decoder.prime(raw)
                 return
             end = start - 1
+
+
+_FIELD = re.compile(rb"\s*[A-Z_][A-Z0-9_]{1,40}=")
+
+
+def _record_start(buf: bytearray, lo: int, start: int) -> int:
+    """The first line of the journal record whose field line starts at `start`."""
+    for _ in range(200):
+        if start <= lo:
+            return lo
+        nl = buf.rfind(b"\n", lo, start - 1)
+        prev = nl + 1 if nl >= 0 else lo
+        line = buf[prev : start - 1]
+        if not line.strip():
+            return start  # the blank line that ends the record before
+        if not line[:1].isspace() and not _FIELD.match(line):
+            return prev  # `-o verbose`: the record's own first line
+        start = prev
+    return start
 
 
 def _find(pattern: re.Pattern[bytes], buf: bytearray, pos: int, end: int) -> int:
