@@ -261,3 +261,55 @@ def test_forged_userspace_kill_in_kmsg_is_ignored() -> None:
     """A user-space killer line written into /dev/kmsg is not believed."""
     kills, _ = parse(['14,5,1,-;sending SIGKILL to process 1 uid 0 "init": badness 1, VmRSS 1 MiB'])
     assert kills == []
+
+
+def _scan(lines: list[str]) -> tuple[list[OomKill], LogScanner]:
+    scanner = LogScanner()
+    return list(scanner.scan_lines(lines)), scanner
+
+
+def test_values_outside_what_the_kernel_prints_are_null() -> None:
+    """An oom_score_adj outside -1000..1000 is null and counted; pid 0 is no victim."""
+    kills, scanner = _scan(
+        [
+            "[ 5.0] Out of memory: Killed process 12 (x) total-vm:1kB, anon-rss:1kB, "
+            "file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:180224",
+            "[ 6.0] Out of memory: Killed process 0 (swapper) total-vm:1kB, anon-rss:1kB, "
+            "file-rss:0kB, shmem-rss:0kB",
+        ]
+    )
+    assert [k.victim.pid for k in kills] == [12]
+    assert kills[0].victim.oom_score_adj is None
+    assert kills[0].victim.anon_rss_kb == 1  # the fields printed whole are kept
+    assert scanner.stats.malformed == 2
+
+
+def test_a_row_cut_short_gives_no_wrong_number() -> None:
+    """A headerless row cut before its name is not read in a layout that misplaces a column."""
+    kills, _ = _scan(
+        [
+            "[ 1.0] [  21502]     0 21502    55341    13852    12224     1628         0   180224",
+            "[ 1.1] Memory cgroup out of memory: Killed process 21502 (python3) total-vm:221364kB, "
+            "anon-rss:48896kB, file-rss:6512kB, shmem-rss:0kB, UID:0 pgtables:160kB",
+        ]
+    )
+    (k,) = kills
+    assert k.victim.oom_score_adj is None  # not 180224 from the pgtables column
+    assert all(t.oom_score_adj in range(-1000, 1001) for t in k.tasks if t.oom_score_adj)
+
+
+def test_a_cut_summary_keeps_what_it_printed_whole() -> None:
+    """`oom-kill:` cut in its task_memcg still gives the constraint; the cut value is dropped."""
+    kills, scanner = _scan(
+        [
+            "[ 1.0] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+            "oom_memcg=/kubepods/pod1,task_memcg=/kubepods/po",
+            "[ 1.1] Memory cgroup out of memory: Killed process 7 (app) total-vm:1kB, "
+            "anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0",
+        ]
+    )
+    (k,) = kills
+    assert k.constraint == "CONSTRAINT_MEMCG"
+    assert k.oom_memcg == "/kubepods/pod1"
+    assert k.task_memcg is None  # "/kubepods/po" was cut: never a wrong path
+    assert scanner.stats.malformed == 1

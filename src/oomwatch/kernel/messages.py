@@ -199,6 +199,8 @@ def parse_row(text: str, columns: tuple[str, ...] | None) -> TaskRow | None:
         layout = _HEADERLESS_LAYOUTS[size]
         values = parts[:size]
         name = m.group("rest").split(None, size)[size]
+        if name.strip().lstrip("-").isdigit():
+            return None  # a row cut before its name: which column is which is unknown
     fields: dict[str, int] = {}
     for col, value in zip(layout, values, strict=True):
         target = _COLUMN_FIELDS.get(col) if col else None
