@@ -91,3 +91,11 @@ def test_systemd_unit() -> None:
     assert systemd_unit_of("/system.slice/nginx.service") == "nginx.service"
     assert systemd_unit_of(f"/system.slice/docker-{H}.scope") == f"docker-{H}.scope"
     assert systemd_unit_of("/mem2") is None
+
+
+def test_podman_cgroupfs_container() -> None:
+    """A real podman container under the cgroupfs driver: /libpod_parent/libpod-<id>."""
+    cid = "0d5f2c7a" * 8
+    c = container_from_cgroup(f"/libpod_parent/libpod-{cid}")
+    assert c is not None
+    assert (c.runtime, c.id, c.pod_uid) == ("podman", cid, None)

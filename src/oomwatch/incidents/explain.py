@@ -33,100 +33,119 @@ def explain(k: OomKill) -> Explanation:
     name = v.comm or f"pid {v.pid}"
     details: list[str] = []
     advice: list[str] = []
-    limit_kb = k.memcg.limit_kb if k.memcg and not k.memcg.unlimited else None
-
-    if k.scope == "memcg":
-        group = k.oom_memcg or "its memory cgroup"
-        limit = f" of {fmt_kb(limit_kb)}" if limit_kb is not None else ""
-        headline = (
-            f"{name} (pid {v.pid}) was killed because {group} reached its memory limit{limit}."
-        )
-        if k.memcg is not None and limit_kb is not None:
-            m = k.memcg
-            if m.usage_kb > limit_kb:
-                details.append(
-                    f"Usage was {fmt_kb(m.usage_kb)}, {fmt_kb(m.usage_kb - limit_kb)} above the "
-                    "limit, which happens when the limit is lowered below what the group "
-                    "already uses (a write to memory.max or memory.limit_in_bytes)."
-                )
-                advice.append(
-                    "Raise the limit back above the group's usage, or shrink the "
-                    "group's memory before lowering the limit."
-                )
-            else:
-                details.append(
-                    f"Usage had reached {fmt_kb(m.usage_kb)} of the {fmt_kb(limit_kb)} limit."
-                )
-        if k.oom_memcg and k.task_memcg and k.oom_memcg != k.task_memcg:
-            details.append(
-                f"The limit belongs to the parent group {k.oom_memcg}, not to the victim's own "
-                f"{k.task_memcg}: everything under the parent shares it (for a pod, all its "
-                "containers together)."
-            )
-        advice.append(
-            f"If this is {name}'s normal working set, raise the limit (Kubernetes: "
-            "resources.limits.memory; systemd: MemoryMax=; Docker: --memory)."
-        )
-        advice.append(
-            "If it should need less, look for growth: a leak, an unbounded cache or "
-            "queue, or a load spike."
-        )
-    elif k.scope == "global":
-        headline = f"{name} (pid {v.pid}) was killed because the whole machine ran out of memory."
-        if k.swap_total_kb == 0:
-            details.append("There is no swap, so nothing could be paged out.")
-        elif k.swap_total_kb is not None and k.swap_free_kb is not None:
-            details.append(f"Swap: {fmt_kb(k.swap_free_kb)} free of {fmt_kb(k.swap_total_kb)}.")
-            if k.swap_free_kb >= k.swap_total_kb:
-                details.append(
-                    "Swap was unused: the memory needed could not be swapped "
-                    "(kernel memory), or swapping is held back (vm.swappiness=0)."
-                )
-        advice.append(
-            "Find what grew: compare the top consumers with their usual size; add "
-            "memory or swap, or put limits on the largest services so that one of "
-            "them cannot exhaust the machine."
-        )
-    elif k.scope in ("cpuset", "mempolicy"):
-        what = f"cpuset {k.cpuset}" if k.scope == "cpuset" and k.cpuset else "its memory policy"
-        headline = (
-            f"{name} (pid {v.pid}) was killed because the memory nodes allowed by {what} ran out."
-        )
-        details.append("Other NUMA nodes may still have had free memory.")
-        advice.append("Check the cpuset or NUMA policy that confines this workload.")
-    else:
-        headline = f"{name} (pid {v.pid}) was killed by the kernel's OOM killer."
-        details.append(
-            "The log does not show whether a cgroup limit or the whole machine ran "
-            "out: the report's header and summary are not in it."
-        )
-
-    t = k.trigger
-    if t is not None:
-        who = (
-            "the victim itself"
-            if t.pid is not None and t.pid == v.pid
-            else (
-                (t.comm or "a task the log does not name")
-                + (f" (pid {t.pid})" if t.pid is not None else "")
-            )
-        )
-        details.append(f"The allocation that failed was made by {who}.")
-        if t.order is not None and t.order > 0:
-            details.append(
-                f"It asked for an order-{t.order} block ({k.page_kb << t.order} KiB "
-                "contiguous): such "
-                "requests can fail from fragmentation while smaller pieces are still free."
-            )
-        elif t.order == -1:
-            details.append("order=-1: someone invoked the OOM killer by hand (SysRq-f).")
-
+    by_scope = _SCOPES.get(k.scope or "", _unknown_scope)
+    headline = by_scope(k, name, details, advice)
+    details.extend(_trigger(k))
     details.append(_why_victim(k))
     advice.append(
         "Protect processes that must survive with oom_score_adj -1000 (systemd: "
         "OOMScoreAdjust=-1000); give expendable ones a positive value."
     )
     return Explanation(headline, tuple(details), tuple(advice))
+
+
+def _memcg_scope(k: OomKill, name: str, details: list[str], advice: list[str]) -> str:
+    v = k.victim
+    limit_kb = k.memcg.limit_kb if k.memcg and not k.memcg.unlimited else None
+    group = k.oom_memcg or "its memory cgroup"
+    limit = f" of {fmt_kb(limit_kb)}" if limit_kb is not None else ""
+    if k.memcg is not None and limit_kb is not None:
+        m = k.memcg
+        if m.usage_kb > limit_kb:
+            details.append(
+                f"Usage was {fmt_kb(m.usage_kb)}, {fmt_kb(m.usage_kb - limit_kb)} above the "
+                "limit, which happens when the limit is lowered below what the group "
+                "already uses (a write to memory.max or memory.limit_in_bytes)."
+            )
+            advice.append(
+                "Raise the limit back above the group's usage, or shrink the "
+                "group's memory before lowering the limit."
+            )
+        else:
+            details.append(
+                f"Usage had reached {fmt_kb(m.usage_kb)} of the {fmt_kb(limit_kb)} limit."
+            )
+    if k.oom_memcg and k.task_memcg and k.oom_memcg != k.task_memcg:
+        details.append(
+            f"The limit belongs to the parent group {k.oom_memcg}, not to the victim's own "
+            f"{k.task_memcg}: everything under the parent shares it (for a pod, all its "
+            "containers together)."
+        )
+    advice.append(
+        f"If this is {name}'s normal working set, raise the limit (Kubernetes: "
+        "resources.limits.memory; systemd: MemoryMax=; Docker: --memory)."
+    )
+    advice.append(
+        "If it should need less, look for growth: a leak, an unbounded cache or "
+        "queue, or a load spike."
+    )
+    return f"{name} (pid {v.pid}) was killed because {group} reached its memory limit{limit}."
+
+
+def _global_scope(k: OomKill, name: str, details: list[str], advice: list[str]) -> str:
+    if k.swap_total_kb == 0:
+        details.append("There is no swap, so nothing could be paged out.")
+    elif k.swap_total_kb is not None and k.swap_free_kb is not None:
+        details.append(f"Swap: {fmt_kb(k.swap_free_kb)} free of {fmt_kb(k.swap_total_kb)}.")
+        if k.swap_free_kb >= k.swap_total_kb:
+            details.append(
+                "Swap was unused: the memory needed could not be swapped "
+                "(kernel memory), or swapping is held back (vm.swappiness=0)."
+            )
+    advice.append(
+        "Find what grew: compare the top consumers with their usual size; add "
+        "memory or swap, or put limits on the largest services so that one of "
+        "them cannot exhaust the machine."
+    )
+    return f"{name} (pid {k.victim.pid}) was killed because the whole machine ran out of memory."
+
+
+def _node_scope(k: OomKill, name: str, details: list[str], advice: list[str]) -> str:
+    what = f"cpuset {k.cpuset}" if k.scope == "cpuset" and k.cpuset else "its memory policy"
+    details.append("Other NUMA nodes may still have had free memory.")
+    advice.append("Check the cpuset or NUMA policy that confines this workload.")
+    pid = k.victim.pid
+    return f"{name} (pid {pid}) was killed because the memory nodes allowed by {what} ran out."
+
+
+def _unknown_scope(k: OomKill, name: str, details: list[str], _advice: list[str]) -> str:
+    details.append(
+        "The log does not show whether a cgroup limit or the whole machine ran "
+        "out: the report's header and summary are not in it."
+    )
+    return f"{name} (pid {k.victim.pid}) was killed by the kernel's OOM killer."
+
+
+_SCOPES = {
+    "memcg": _memcg_scope,
+    "global": _global_scope,
+    "cpuset": _node_scope,
+    "mempolicy": _node_scope,
+}
+
+
+def _trigger(k: OomKill) -> list[str]:
+    """What the report says of the allocation that invoked the killer."""
+    t = k.trigger
+    if t is None:
+        return []
+    v = k.victim
+    if t.pid is not None and t.pid == v.pid:
+        who = "the victim itself"
+    else:
+        who = (t.comm or "a task the log does not name") + (
+            f" (pid {t.pid})" if t.pid is not None else ""
+        )
+    out = [f"The allocation that failed was made by {who}."]
+    if t.order is not None and t.order > 0:
+        out.append(
+            f"It asked for an order-{t.order} block ({k.page_kb << t.order} KiB "
+            "contiguous): such "
+            "requests can fail from fragmentation while smaller pieces are still free."
+        )
+    elif t.order == -1:
+        out.append("order=-1: someone invoked the OOM killer by hand (SysRq-f).")
+    return out
 
 
 def _why_victim(k: OomKill) -> str:

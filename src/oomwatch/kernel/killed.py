@@ -49,6 +49,23 @@ def _kernel_message(message: str | None) -> bool:
     return message is None or message.startswith(("Out of memory", "Memory cgroup out of memory"))
 
 
+def _fields(tail: str) -> tuple[dict[str, int], int | None, int | None, bool]:
+    """Sizes in kB, uid and oom_score_adj after the comm; True when a value is out of bounds."""
+    sizes: dict[str, int] = {}
+    uid = adj = None
+    bounded = False
+    for fm in _KILLED_FIELD.finditer(tail):
+        if fm.group("key"):
+            sizes[fm.group("key")] = int(fm.group("kb"))
+        elif fm.group("uid") is not None or fm.group("uid2") is not None:
+            uid = int(fm.group("uid") or fm.group("uid2"))
+        elif fm.group("adj") is not None:
+            adj = int(fm.group("adj"))
+            if not plausible_adj(adj):
+                adj, bounded = None, True
+    return sizes, uid, adj, bounded
+
+
 def parse_killed(text: str) -> KilledLine | None:
     """Every `Killed process` layout: upstream, RHEL6 (`, UID U, (comm)`), RHEL7 (`(comm), UID U,`).
 
@@ -82,20 +99,8 @@ def parse_killed(text: str) -> KilledLine | None:
         return KilledLine(pid, None, m.group("msg"), uid, complete=False)
     comm = body[:end]
     tail = body[end + 1 :]
-    sizes: dict[str, int] = {}
-    adj: int | None = None
-    bounded = False
-    for fm in _KILLED_FIELD.finditer(tail):
-        if fm.group("key"):
-            sizes[fm.group("key")] = int(fm.group("kb"))
-        elif fm.group("uid") is not None:
-            uid = int(fm.group("uid"))
-        elif fm.group("uid2") is not None:
-            uid = int(fm.group("uid2"))
-        elif fm.group("adj") is not None:
-            adj = int(fm.group("adj"))
-            if not plausible_adj(adj):
-                adj, bounded = None, True
+    sizes, found_uid, adj, bounded = _fields(tail)
+    uid = found_uid if found_uid is not None else uid
     stripped = tail.rstrip()
     # nothing after the comm: a pre-2.6.32 kernel, or a wrap just after it
     complete = bool(stripped) and not stripped.endswith(",")

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from oomwatch.model import ConditionChange, Severity, Snapshot
+from oomwatch.model import ConditionChange, Severity, Snapshot, Status
 from oomwatch.settings import Thresholds
 
 
@@ -165,74 +165,83 @@ class Conditions:
         below: bool,
         critical: bool,
     ) -> None:
-        subject, value, text = r.subject, r.value, r.text
-        level_bytes, limit_bytes = r.level_bytes, r.limit_bytes
-        severity: Severity = "critical" if critical else "warning"
-        st = self._states.setdefault((kind, subject), _State())
+        st = self._states.setdefault((kind, r.subject), _State())
         st.threshold = threshold
         now = snap.time
-        if level_bytes is not None:
-            st.history.append((now, float(level_bytes)))
+        if r.level_bytes is not None:
+            st.history.append((now, float(r.level_bytes)))
         hyst = self.t.hysteresis_pct
-        over = value < threshold if below else value > threshold
-        clear = value > threshold + hyst if below else value < threshold - hyst
-        wait = self.t.min_duration_s
+        over = r.value < threshold if below else r.value > threshold
+        clear = r.value > threshold + hyst if below else r.value < threshold - hyst
         if over:
-            st.clear_since = None
-            st.over_since = st.over_since if st.over_since is not None else now
-            escalated = st.firing and severity == "critical" and st.severity == "warning"
-            repeat = bool(
-                st.firing
-                and not escalated
-                and self.renotify_s
-                and now - st.last_emit >= self.renotify_s
-            )
-            if (not st.firing and now - st.over_since >= wait) or escalated or repeat:
-                if not st.firing:
-                    st.opened_at = now
-                st.firing, st.severity, st.last_emit = True, severity, now
-                out.append(
-                    ConditionChange(
-                        kind,
-                        subject,
-                        "firing",
-                        severity,
-                        value,
-                        threshold,
-                        st.opened_at,
-                        now,
-                        text,
-                        _forecast(st.history, limit_bytes),
-                        level_bytes,
-                        limit_bytes,
-                        repeat,
-                    )
-                )
+            severity: Severity = "critical" if critical else "warning"
+            self._while_over(out, st, kind, r, now=now, severity=severity)
             return
         st.over_since = None
         if st.firing and clear:
             st.clear_since = st.clear_since if st.clear_since is not None else now
-            if now - st.clear_since >= wait:
+            if now - st.clear_since >= self.t.min_duration_s:
                 st.firing = False
                 st.clear_since = None
-                out.append(
-                    ConditionChange(
-                        kind,
-                        subject,
-                        "resolved",
-                        st.severity,
-                        value,
-                        threshold,
-                        st.opened_at,
-                        now,
-                        text,
-                        None,
-                        level_bytes,
-                        limit_bytes,
-                    )
-                )
+                out.append(_change(kind, r, "resolved", st, now, forecast=None))
         elif not clear:
             st.clear_since = None
+
+    def _while_over(
+        self,
+        out: list[ConditionChange],
+        st: _State,
+        kind: str,
+        r: Reading,
+        *,
+        now: float,
+        severity: Severity,
+    ) -> None:
+        """Past the threshold: fire after the minimum duration, on escalation, or to remind."""
+        st.clear_since = None
+        st.over_since = st.over_since if st.over_since is not None else now
+        escalated = st.firing and severity == "critical" and st.severity == "warning"
+        repeat = bool(
+            st.firing
+            and not escalated
+            and self.renotify_s
+            and now - st.last_emit >= self.renotify_s
+        )
+        due = not st.firing and now - st.over_since >= self.t.min_duration_s
+        if not (due or escalated or repeat):
+            return
+        if not st.firing:
+            st.opened_at = now
+        st.firing, st.severity, st.last_emit = True, severity, now
+        forecast = _forecast(st.history, r.limit_bytes)
+        out.append(_change(kind, r, "firing", st, now, forecast=forecast, repeat=repeat))
+
+
+def _change(
+    kind: str,
+    r: Reading,
+    status: Status,
+    st: _State,
+    now: float,
+    *,
+    forecast: float | None,
+    repeat: bool = False,
+) -> ConditionChange:
+    return ConditionChange(
+        kind,
+        r.subject,
+        status,
+        st.severity,
+        r.value,
+        st.threshold,
+        st.opened_at,
+        now,
+        r.text,
+        forecast,
+        r.level_bytes,
+        r.limit_bytes,
+        repeat,
+    )
 
 
 def _forecast(history: deque[tuple[float, float]], limit: int | None) -> float | None:
