@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -72,6 +74,65 @@ class AgentProcess:
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(20)
+
+    def settled(self, timeout_s: float = 20.0) -> None:
+        """Wait until the outbox holds nothing pending and no follow-up is due to be sent.
+
+        After this, nothing more goes out unless a new incident comes: the fact a
+        test checking "sent once, never repeated" waits on.
+        """
+        db = self.state_dir / "oomwatch.db"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.closing(sqlite3.connect(db, timeout=5)) as c:
+                pending = c.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+                follow = c.execute("SELECT COUNT(*) FROM groups WHERE followup_at IS NOT NULL")
+                busy = pending.fetchone()[0] + follow.fetchone()[0]
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{busy} deliveries still pending after {timeout_s} s")
+            time.sleep(0.05)
+
+    def wait_log(self, text: str, count: int = 1, timeout_s: float = 20.0) -> None:
+        """Wait until the agent has logged `text` at least `count` times."""
+        deadline = time.monotonic() + timeout_s
+        while self.log.read_text(errors="replace").count(text) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the agent never logged {text!r} ({count}x)")
+            time.sleep(0.05)
+
+    def wait_cursor(self, source: str = "kmsg", timeout_s: float = 20.0) -> str:
+        """Wait until the agent has saved a cursor for `source`; its value."""
+        db = self.state_dir / "oomwatch.db"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.closing(sqlite3.connect(db, timeout=5)) as c:
+                row = c.execute("SELECT value FROM cursors WHERE source = ?", (source,)).fetchone()
+            if row is not None:
+                return str(row[0])
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {source} cursor saved")
+            time.sleep(0.05)
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples (0 when it has none yet)."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def wait_metric(
+        self, name: str, *, more_by: float = 0, at_least: float | None = None, timeout_s: float = 20
+    ) -> None:
+        """Wait until a metric grows by `more_by` from now, or reaches `at_least`."""
+        target = at_least if at_least is not None else self.metric(name) + more_by
+        deadline = time.monotonic() + timeout_s
+        while self.metric(name) < target:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} never reached {target}")
+            time.sleep(0.05)
 
     def metrics(self) -> str:
         """The /metrics text."""

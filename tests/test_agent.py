@@ -49,15 +49,22 @@ def agents(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
 
 
 def oom_kill(
-    comm: str, *, wait_sampled_s: float = 0.0, extra: tuple[str, ...] = (), inner: str = ""
+    comm: str,
+    *,
+    sampled_by: AgentProcess | None = None,
+    extra: tuple[str, ...] = (),
+    inner: str = "",
 ) -> int:
     """OOM-kill a hog named `comm` in its own 32 MiB cgroup (removed after); its pid.
 
+    With `sampled_by`, the kill waits until that agent has taken two whole memory
+    samples with the hog alive (its command line and user are then known).
     `inner` nests the cgroup (`docker/<id>`) to imitate a container runtime's layout.
     """
     name = f"oomwatch-test-{uuid.uuid4().hex[:8]}" + (f"/{inner}" if inner else "")
     with memory_cgroup(name, 32 * MIB) as cg, start_hog(cg, comm=comm, argv_extra=extra) as hog:
-        time.sleep(wait_sampled_s)  # let the sampler see it alive (command line, user)
+        if sampled_by is not None:
+            sampled_by.wait_metric("oomwatch_sample_duration_seconds_count", more_by=2)
         hog.go()
         assert hog.wait() == -9
         return hog.pid
@@ -83,7 +90,7 @@ def test_kill_reaches_the_webhook_with_enrichment(
 ) -> None:
     """A real kill arrives once with pid, comm, full command line, user, cgroup and explanation."""
     agent = agents(OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook").start()
-    pid = oom_kill("oomwatch-e2e", wait_sampled_s=1.2, extra=("--marker", "e2e-42"))
+    pid = oom_kill("oomwatch-e2e", sampled_by=agent, extra=("--marker", "e2e-42"))
     (got,) = hook.wait_for(kill_of(pid))
     body = got.json()
     assert body["version"] == 1
@@ -100,7 +107,7 @@ def test_kill_reaches_the_webhook_with_enrichment(
     assert inc["node"]["boot_id"]
     assert inc["explanation"]["headline"].startswith(f"oomwatch-e2e (pid {pid}) was killed")
     assert got.headers["Idempotency-Key"].endswith("/webhook")
-    time.sleep(1.0)
+    agent.settled()
     assert len(hook.wait_for(kill_of(pid), timeout_s=0)) == 1
     assert 'oomwatch_kills_total{constraint="CONSTRAINT_MEMCG",killer="kernel"}' in agent.metrics()
     assert agent.stop() == 0
@@ -134,13 +141,16 @@ def test_kill9_loses_and_repeats_nothing(
     first = agents(**env).start()
     before = oom_kill("oomwatch-before")
     assert hook.wait_for(kill_of(before))
+    # the crash comes after the delivery was recorded: a crash between the POST and
+    # its record is the at-least-once case, tested with its key below
+    first.settled()
     first.kill9()
     during = oom_kill("oomwatch-during")
-    agents(**env).start()
+    second = agents(**env).start()
     after = oom_kill("oomwatch-after")
     for pid in (before, during, after):
         assert len(hook.wait_for(kill_of(pid))) == 1, pid
-    time.sleep(1.5)
+    second.settled()
     for pid in (before, during, after):
         assert len(hook.wait_for(kill_of(pid), timeout_s=0)) == 1, pid
 
@@ -155,7 +165,7 @@ def test_overrun_while_stopped_is_counted_and_reconciled(
     """
     env = {"OOMWATCH_WEBHOOK_URL": f"{hook.url}/hook"}
     agent = agents(**env).start()
-    time.sleep(0.5)
+    agent.wait_cursor("kmsg")
     agent.kill9()
     db = sqlite3.connect(agent.state_dir / "oomwatch.db")
     saved = db.execute("SELECT value FROM cursors WHERE source = 'kmsg'").fetchone()[0]
@@ -292,7 +302,7 @@ def test_file_source_survives_rotation(
     logdir.mkdir()
     log = logdir / "kern.log"
     log.write_text(syslog_report(101, 1))
-    agents(
+    agent = agents(
         OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook",
         OOMWATCH_SOURCE="file",
         OOMWATCH_LOG_FILE=str(log),
@@ -313,7 +323,7 @@ def test_file_source_survives_rotation(
     with log.open("a") as f:
         f.write(syslog_report(104, 4))
     assert hook.wait_for(kill_of(104))
-    time.sleep(1.5)
+    agent.settled()
     for pid in (101, 102, 103, 104):
         assert len(hook.wait_for(kill_of(pid), timeout_s=0)) == 1, pid
 
@@ -392,7 +402,7 @@ def test_storm_to_slack_is_one_message_a_thread_and_no_mention(
     """Real kills of a process named <!channel>: one escaped message, repeats in its thread."""
     slack = Recorder(responder=slack_like).start()
     try:
-        agents(
+        agent = agents(
             OOMWATCH_SLACK_BOT_TOKEN="xoxb-test",
             OOMWATCH_SLACK_CHANNEL="#oom",
             OOMWATCH_SLACK_API_URL=f"{slack.url}/api/",
@@ -419,7 +429,7 @@ def test_storm_to_slack_is_one_message_a_thread_and_no_mention(
         for pid in pids[1:]:
             assert str(pid) in text
         assert slack.wait_for(lambda r: r.path.endswith("/chat.update"))
-        time.sleep(1)
+        agent.settled()
         assert len([r for r in slack.received if r.path.endswith("/chat.postMessage")]) == 2
     finally:
         slack.stop()
@@ -478,7 +488,7 @@ def test_silence_added_while_running(
         capture_output=True,
     )
     assert done.returncode == 0
-    time.sleep(2.5)  # the agent polls the file once a second
+    agent.wait_log("silences reloaded: 1 active")
     quiet = oom_kill("oomwatch-quiet")
     loud = oom_kill("oomwatch-loud")
     assert hook.wait_for(kill_of(loud))
@@ -502,12 +512,12 @@ def test_kill_in_a_kubelet_cgroup_names_the_pod(
     api = KubeAPI()
     api.events = [("ADDED", pod("api-7f9c5d-x2k", uid, cid))]
     try:
-        agents(
+        agent = agents(
             OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook",
             OOMWATCH_HOSTNAME="node-1",
             OOMWATCH_KUBERNETES_API_URL=api.url,
         ).start()
-        time.sleep(2.0)  # the watch delivers the pod
+        agent.wait_metric("oomwatch_pods_known", at_least=1)
         pid = oom_kill("api-server", inner=f"kubepods/burstable/pod{uid}/{cid}")
         (got,) = hook.wait_for(kill_of(pid))
     finally:
@@ -554,12 +564,12 @@ def test_config_reloaded_on_change_and_bad_file_rejected(
         one = oom_kill("oomwatch-cfg-1")
         assert first.wait_for(kill_of(one))
         swap_config(root, hook.format(second.url), "v2")
-        time.sleep(2.0)
+        agent.wait_log("configuration reloaded")
         two = oom_kill("oomwatch-cfg-2")
         assert second.wait_for(kill_of(two))
         assert not first.wait_for(kill_of(two), timeout_s=0.5)
         swap_config(root, "receivers: [\n", "v3")
-        time.sleep(2.0)
+        agent.wait_log("the configuration in force stays")
         three = oom_kill("oomwatch-cfg-3")
         assert second.wait_for(kill_of(three))
         assert "the configuration in force stays" in agent.log.read_text()
@@ -587,8 +597,9 @@ def test_sighup_reloads_silences(
         f.write(text)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert agent.proc is not None
+    loads = agent.log.read_text().count("silences reloaded")
     agent.proc.send_signal(sig.SIGHUP)
-    time.sleep(1.0)
+    agent.wait_log("silences reloaded", count=loads + 1)
     quiet = oom_kill("oomwatch-hupb")
     loud = oom_kill("oomwatch-hupa")
     assert hook.wait_for(kill_of(loud))

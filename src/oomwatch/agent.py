@@ -99,6 +99,9 @@ class Agent:
         self.sampler = Sampler(settings.proc_root, settings.sys_root)
         self.node = this_node(self.boot_id, settings.hostname)
         self.pods, self.pod_watcher = _kubernetes(settings, self.node.hostname)
+        if self.pods is not None:
+            pods = self.pods
+            self.metrics.pods_known.set_function(lambda: len(pods.pods))
         self._fixed_notifiers = notifiers is not None
         self._closing: set[asyncio.Task[None]] = set()
         if notifiers is None:

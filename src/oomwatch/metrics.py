@@ -52,6 +52,9 @@ class Metrics:
         self.task_up = Gauge(
             "oomwatch_task_up", "Whether each agent task is running", ["task"], registry=r
         )
+        self.pods_known = Gauge(
+            "oomwatch_pods_known", "Pods of this node the Kubernetes watch has seen", registry=r
+        )
         self.deliveries = Counter(
             "oomwatch_deliveries", "Delivery attempts", ["receiver", "result"], registry=r
         )
