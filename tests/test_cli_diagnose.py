@@ -106,6 +106,12 @@ def test_report_for_a_person(
     assert "Top memory consumers" in out
     assert "What to do:" in out
     assert "raise the limit" in out
+    # piped (capsys is no terminal): sentences on one line, nothing padded at line ends
+    assert not [line for line in out.splitlines() if line != line.rstrip()]
+    assert any(
+        "was killed because /demo-limit48m reached its memory limit of 48.0 MiB." in line
+        for line in out.splitlines()
+    )
 
 
 def test_nothing_found(

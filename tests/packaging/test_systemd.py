@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,8 @@ def directives() -> dict[str, list[str]]:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     """`systemd-analyze verify` finds no error and no unknown directive."""
-    exe = shutil.which("oomwatch")
-    assert exe is not None
+    exe = shutil.which("oomwatch") or str(Path(sys.executable).with_name("oomwatch"))
+    assert Path(exe).exists()
     unit = tmp_path / "oomwatch.service"
     unit.write_text(UNIT.read_text().replace("/opt/oomwatch/bin/oomwatch", exe))
     done = subprocess.run(

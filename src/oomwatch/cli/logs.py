@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import json
 import os
 import sys
@@ -168,7 +169,10 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         for kill in log.kills:
             sys.stdout.write(json.dumps(kill.to_dict(), ensure_ascii=False) + "\n")
     else:
-        console = Console(highlight=False)
+        tty = sys.stdout.isatty()
+        # piped or redirected: no hard wrap at 80 columns, no padding at line ends
+        piped = None if tty else io.StringIO()
+        console = Console(highlight=False, soft_wrap=not tty, file=piped)
         if not log.kills:
             found = _nothing_found(log.source, since, log.first_uptime_s, log.lines)
             if log.stats.unread:
@@ -178,6 +182,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             print_report(console, log.kills, source=log.source, local=True, now=now)
         for note in log.tried:
             console.print(f"(could not read {terminal(note)})", style="dim", markup=False)
+        if piped is not None:
+            sys.stdout.write("".join(ln.rstrip() + "\n" for ln in piped.getvalue().splitlines()))
     sys.stdout.flush()
     unread = _report_skipped(log.source, log.stats, sys.stderr)
     return EXIT_FAILURE if unread and args.strict else EXIT_OK
