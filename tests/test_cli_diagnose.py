@@ -146,3 +146,17 @@ def test_since_filters_and_rejects_nonsense(
     assert capsys.readouterr().out == ""
     assert main(["diagnose", "--since", "yesterday-ish"]) == 2
     assert "expected a duration such as 30m" in capsys.readouterr().err
+
+
+def test_json_names_this_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ring buffer prints no host: diagnose --json fills in this machine's name."""
+    import socket
+
+    roots = fixture_roots(tmp_path, kmsg=KMSG)
+    monkeypatch.setenv("OOMWATCH_KMSG_PATH", str(roots.kmsg))
+    monkeypatch.setenv("OOMWATCH_PROC_ROOT", str(roots.proc))
+    assert main(["diagnose", "--source", "kmsg", "--json"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["host"] == socket.gethostname()

@@ -206,7 +206,7 @@ def test_routes_and_silences_match_kubernetes_labels() -> None:
         (b"receivers: []\n# caf\xe9\n", "is not UTF-8: line 2, column 6: byte 0xe9"),
         (b"receivers:\n  - name: w\n    webhook: {url: 'http://h:70000/x'}\n", "port 70000"),
         (b"receivers:\n  - name: w\n    webhook: {url: 'htp://h/x'}\n", "scheme must be http"),
-        (b"receivers:\n  - name: w\n    webhook: {url: 'hooks.example/x'}\n", "scheme must be"),
+        (b"receivers:\n  - name: w\n    webhook: {url: 'hooks.example/x'}\n", "no scheme"),
     ],
 )
 def test_bad_config_text_is_one_line(tmp_path: Path, text: bytes, problem: str) -> None:

@@ -56,3 +56,87 @@ def test_bad_value_is_exit_2_without_traceback(tmp_path: Path) -> None:
     )
     assert listen.returncode == 2
     assert "expected HOST:PORT" in listen.stderr
+
+
+def _check_config(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oomwatch", "check-config"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+SECRET = "xoxb-1234567890-abcdefSECRET"
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        (
+            {"OOMWATCH_SLACK_CHANEL": "#oom", "OOMWATCH_SLACK_BOT_TOKEN": SECRET},
+            "oomwatch: OOMWATCH_SLACK_CHANEL: unknown setting; "
+            "did you mean OOMWATCH_SLACK_CHANNEL?",
+        ),
+        (
+            {"OOMWATCH_SLAK_BOT_TOKEN": SECRET},
+            "oomwatch: OOMWATCH_SLAK_BOT_TOKEN: unknown setting; "
+            "did you mean OOMWATCH_SLACK_BOT_TOKEN?",
+        ),
+        (
+            {"OOMWATCH_SLACK_BOT_TOKEN": SECRET},
+            "oomwatch: OOMWATCH_SLACK_*: a bot token needs a channel",
+        ),
+        (
+            {"OOMWATCH_WEBHOOK_URL": "htp://hooks.example/x"},
+            "oomwatch: OOMWATCH_WEBHOOK_URL: the scheme must be http or https, not 'htp'",
+        ),
+        (
+            {"OOMWATCH_WEBHOOK_URL": "hooks.example/x"},
+            "oomwatch: OOMWATCH_WEBHOOK_URL: no scheme: write http:// or https:// before the host",
+        ),
+        (
+            {"OOMWATCH_WEBHOOK_URL": "http://127.0.0.1:99999/x"},
+            "oomwatch: OOMWATCH_WEBHOOK_URL: port 99999 is out of range (1-65535)",
+        ),
+    ],
+)
+def test_each_mistake_is_one_line_and_exit_2(
+    env: dict[str, str], line: str, tmp_path: Path
+) -> None:
+    """A misspelt name gets the closest known one; a bad value names its variable; no secret."""
+    done = _check_config(env, tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", line + "\n")
+    assert SECRET[:6] not in done.stderr
+
+
+def test_dotenv_file_is_read_and_checked(tmp_path: Path) -> None:
+    """A `.env` in the working directory (or OOMWATCH_ENV_FILE) sets receivers; its typos too."""
+    (tmp_path / ".env").write_text("OOMWATCH_WEBHOOK_URL=http://127.0.0.1:9/hook\n")
+    done = _check_config({}, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "webhook: webhook (http://127.0.0.1:9/<redacted>)" in done.stdout
+    other = tmp_path / "oomwatch.env"
+    other.write_text("OOMWATCH_WEBHOK_URL=http://127.0.0.1:9/hook\n")
+    done = _check_config({"OOMWATCH_ENV_FILE": str(other)}, tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "oomwatch: OOMWATCH_WEBHOK_URL: unknown setting; did you mean OOMWATCH_WEBHOOK_URL?"
+        f" (in {other})\n"
+    )
+
+
+def test_docs_list_every_setting() -> None:
+    """docs/config.md names every variable oomwatch reads, and no other."""
+    import re
+
+    from oomwatch.settings import known_variables
+
+    root = Path(__file__).parents[1]
+    text = (root / "docs" / "config.md").read_text()
+    documented = set(re.findall(r"OOMWATCH_[A-Z0-9_]*[A-Z0-9]", text))
+    assert documented == set(known_variables())
+    example = (root / ".env.example").read_text()
+    assert set(re.findall(r"^(OOMWATCH_[A-Z0-9_]+)=", example, re.M)) == set(known_variables())

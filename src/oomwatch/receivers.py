@@ -174,7 +174,10 @@ def effective(settings: Settings, file: FileConfig | None) -> FileConfig:
     names = {r.name for r in receivers}
     extra = []
     for name, kind in KINDS.items():
-        made = kind.from_settings(settings) if kind.from_settings else None
+        try:
+            made = kind.from_settings(settings) if kind.from_settings else None
+        except ValidationError as e:
+            raise ConfigError(_env_problems(name, e)) from None
         receiver = name.replace("_", "-")
         if made is not None and receiver not in names:
             extra.append(ReceiverConfig(name=receiver, **{name: made}))
@@ -186,6 +189,24 @@ def effective(settings: Settings, file: FileConfig | None) -> FileConfig:
         route = RouteConfig(receivers=[r.name for r in receivers])
     _check_route_names(route, {r.name for r in receivers})
     return FileConfig(receivers=receivers, route=route)
+
+
+def _env_problems(kind: str, e: ValidationError) -> str:
+    """A receiver from the environment that does not validate: the variables, never a value."""
+    from oomwatch.settings import known_variables
+
+    known = set(known_variables())
+    out = []
+    for err in e.errors():
+        field = "_".join(str(p) for p in err["loc"]).upper()
+        var = f"OOMWATCH_{kind.upper()}_{field}"
+        where = (
+            var
+            if var in known
+            else f"OOMWATCH_{kind.upper()}_*" + (f" ({field.lower()})" if field else "")
+        )
+        out.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+    return "; ".join(out)
 
 
 def make_notifier(r: Any, ctx: Context | None = None) -> Notifier:

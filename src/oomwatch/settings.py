@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -117,13 +119,57 @@ class Settings(BaseSettings):
         return None
 
 
-def load_settings() -> Settings:
-    """Settings from the environment; a mistake is one clear UsageError, not a traceback."""
+# OOMWATCH_* variables read outside the settings model.
+_OTHER_VARIABLES = ("OOMWATCH_LOG_DIR", "OOMWATCH_ENV_FILE")
+
+
+def known_variables() -> list[str]:
+    """Every OOMWATCH_* variable oomwatch reads."""
+    names = [f"OOMWATCH_{n.upper()}" for n in Settings.model_fields if n != "thresholds"]
+    names += [f"OOMWATCH_THRESHOLDS__{n.upper()}" for n in Thresholds.model_fields]
+    return sorted([*names, *_OTHER_VARIABLES])
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment and a `.env` file; a mistake is one line, not a traceback.
+
+    The `.env` file is the working directory's, or the one OOMWATCH_ENV_FILE names.
+    An unknown OOMWATCH_* name is an error with the closest known one; no message
+    ever holds a setting's value (it may be a secret).
+    """
+    env = os.environ if environ is None else environ
+    env_file = Path(env.get("OOMWATCH_ENV_FILE") or ".env")
+    if "OOMWATCH_ENV_FILE" in env and not env_file.is_file():
+        raise UsageError(f"OOMWATCH_ENV_FILE: {env_file} is not a readable file")
+    names = [k for k in env if k.startswith("OOMWATCH_")]
+    if env_file.is_file():
+        from dotenv import dotenv_values
+
+        names += [k for k in dotenv_values(env_file) if k.startswith("OOMWATCH_")]
+    _check_names(names, f" (in {env_file})" if env_file.is_file() else "")
     try:
-        return Settings()
+        return Settings(_env_file=env_file if env_file.is_file() else None)
     except ValidationError as e:
         problems = []
         for err in e.errors():
             name = "OOMWATCH_" + "__".join(str(p).upper() for p in err["loc"])
-            problems.append(f"{name}: {err['msg']}")
+            problems.append(f"{name}: {_plain(err['msg'])}")
         raise UsageError("bad setting: " + "; ".join(problems)) from None
+
+
+def _check_names(names: list[str], where: str) -> None:
+    known = known_variables()
+    unknown = sorted({n for n in names if n not in known})
+    if not unknown:
+        return
+    words = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else "; see docs/config.md"
+        words.append(f"{name}: unknown setting{hint}")
+    raise UsageError("; ".join(words) + (where if len(unknown) == 1 else ""))
+
+
+def _plain(msg: str) -> str:
+    """Pydantic's message without its "Value error, " prefix."""
+    return msg.removeprefix("Value error, ")

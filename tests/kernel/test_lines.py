@@ -180,3 +180,15 @@ def test_invalid_utf8_is_kept_visible() -> None:
     assert one(b"[  1.000000] Killed process 1 (\xff\xfe) total-vm:1kB").text == (
         "Killed process 1 (\\xff\\xfe) total-vm:1kB"
     )
+
+
+def test_a_syslog_date_without_a_year_is_never_in_the_future() -> None:
+    """`Dec 30` read on 2 Dec is last year's; `Dec 1` read on 2 Dec is this year's."""
+    ref = datetime(2026, 12, 2, 15, 0)
+    d = LineDecoder(reference=ref)
+    (late,) = d.decode("Dec 30 10:00:00 node kernel: x")
+    (early,) = d.decode("Dec  1 10:00:00 node kernel: x")
+    (jan,) = d.decode("Jan  5 10:00:00 node kernel: x")
+    assert late.wall == datetime(2025, 12, 30, 10, 0)
+    assert early.wall == datetime(2026, 12, 1, 10, 0)
+    assert jan.wall == datetime(2026, 1, 5, 10, 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from oomwatch.kernel.prefixes import PrefixLearner, clean, dmesg_stamps, strip_uptime
 from oomwatch.kernel.records import FieldRecords, Meta, parse_journal_json
@@ -26,6 +26,8 @@ from oomwatch.model import KernelLine, LineFormat
 _KMSG = re.compile(r"(\d{1,4}),(\d{1,20}),(\d{1,20}),([^;,]*)[^;]*;(.*)", re.S)
 _KMSG_DICT = re.compile(r" [A-Z_]+=")
 _KMSG_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+# A stamp this far after the reference is still this year (clocks and zones differ).
+_SKEW = timedelta(days=1)
 _UNIX = re.compile(r"(\d{9,11})\.(\d{1,9})\s+(.*)", re.S)
 _PRIO = re.compile(r"<(\d{1,3})>")
 _DMESG_X = re.compile(
@@ -296,6 +298,10 @@ class LineDecoder:
         wall = None
         if year is not None:
             wall = parse_syslog_time(m.group("mon"), m.group("day"), m.group("hms"), year)
+        ref = self._reference
+        if wall and ref and year and not m.group("year") and wall > ref + _SKEW:
+            # no year printed: the latest year that puts the stamp at or before the reference
+            wall = parse_syslog_time(m.group("mon"), m.group("day"), m.group("hms"), year - 1)
         uptime = None
         if tag == "kernel":
             msg, uptime = strip_uptime(msg)

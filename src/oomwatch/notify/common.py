@@ -32,8 +32,10 @@ def check_url(url: str) -> str:
         port = u.port
     except (httpx.InvalidURL, TypeError, ValueError) as e:
         raise ValueError(f"not a valid URL: {str(e).splitlines()[0][:80]}") from None
+    if not u.scheme:
+        raise ValueError("no scheme: write http:// or https:// before the host")
     if u.scheme not in ("http", "https"):
-        raise ValueError(f"the scheme must be http or https, not {u.scheme or 'missing'!r}")
+        raise ValueError(f"the scheme must be http or https, not {u.scheme!r}")
     if not u.host:
         raise ValueError("the URL has no host")
     if port is not None and not 0 < port < 65536:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import socket
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +97,9 @@ def read_local_log(
         booted = boot_time(roots)
         if booted is not None:
             log.kills = [_with_wall_time(k, booted) for k in log.kills]
+        if name in ("kmsg", "dmesg"):  # this machine's own ring buffer names no host
+            host = socket.gethostname()
+            log.kills = [k if k.host else dataclasses.replace(k, host=host) for k in log.kills]
         if since is not None:
             log.kills = [k for k in log.kills if k.time is None or _aware(k.time) >= since]
         return log
