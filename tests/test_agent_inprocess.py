@@ -24,10 +24,19 @@ async def until(fact: Callable[[], bool], timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def run_agent(tmp_path: Path, body: Callable[[Agent, FakeFollower], Awaitable[None]]) -> Agent:
+def run_agent(
+    tmp_path: Path,
+    body: Callable[[Agent, FakeFollower], Awaitable[None]],
+    first_start: str = "all",
+) -> Agent:
     """An agent on a fake follower and a recording notifier while `body` runs."""
     follower = FakeFollower()
-    settings = Settings(state_dir=tmp_path, listen=f"127.0.0.1:{free_port()}", sample_interval=0.2)
+    settings = Settings(
+        state_dir=tmp_path,
+        listen=f"127.0.0.1:{free_port()}",
+        sample_interval=0.2,
+        first_start=first_start,  # type: ignore[arg-type]
+    )
     agent = Agent(settings, {"rec": RecordingNotifier("rec")}, source=lambda: follower)
     agent.supervisor.delay_s = 0.2
 
@@ -97,3 +106,70 @@ def test_healthy_turns_false_while_the_dispatcher_is_dead(tmp_path: Path) -> Non
     agent = run_agent(tmp_path, body)
     assert died.is_set()
     assert agent.metrics.task_restarts.labels("dispatcher")._value.get() == 1
+
+
+KMSG_REPORT = Path(__file__).parent / "data" / "corpus" / "034-linux618-kmsg-raw-memcg-v1.log"
+
+
+def _kmsg_kill(n: int, uptime_s: float) -> list[str]:
+    """The corpus kmsg report as kill number `n` (its own seq, pid and uptime)."""
+    out = []
+    for i, line in enumerate(KMSG_REPORT.read_text().splitlines()):
+        head, _, text = line.partition(";")
+        prio = head.split(",")[0]
+        stamp = int(uptime_s * 1e6) + i
+        out.append(f"{prio},{n * 1000 + i},{stamp},-;" + text.replace("21502", str(30000 + n)))
+    return out
+
+
+def _uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+def test_first_start_sends_the_log_s_kills_as_one_summary(tmp_path: Path) -> None:
+    """Five kills already in the log at a first start: one summary, then new kills one by one."""
+
+    async def body(agent: Agent, f: FakeFollower) -> None:
+        rec = agent.notifiers["rec"]
+        assert isinstance(rec, RecordingNotifier)
+        old = _uptime() - 600
+        f.feed([line for n in range(5) for line in _kmsg_kill(n, old + n)])
+        await until(lambda: len(rec.sent) == 1)
+        (summary,) = rec.sent
+        assert summary.kind == "kills_before_start"
+        assert summary.severity == "info"
+        assert summary.title.startswith("5 OOM kills since boot on ")
+        body = summary.body()
+        assert body["count"] == 5
+        assert [line.split(": ", 1)[1] for line in body["kills"]] == [
+            f"python3 (pid {30000 + n}) in cgroup /demo-limit48m" for n in range(5)
+        ]
+        f.feed(_kmsg_kill(9, _uptime() + 1))  # after the start: its own alert
+        await until(lambda: len(rec.sent) == 2)
+        assert rec.sent[1].kind == "oom_kill"
+        assert rec.sent[1].victim is not None
+        assert rec.sent[1].victim.pid == 30009
+
+    run_agent(tmp_path, body, first_start="summary")
+
+
+def test_a_restart_with_state_sends_the_log_s_kills_normally(tmp_path: Path) -> None:
+    """State present (a reboot, a restart): kills read from the log go out one by one."""
+
+    async def first(_agent: Agent, f: FakeFollower) -> None:
+        f.feed(["6,1,1,-;Linux version 6.18"])
+        await asyncio.sleep(0)
+
+    run_agent(tmp_path, first, first_start="summary")
+
+    async def again(agent: Agent, f: FakeFollower) -> None:
+        rec = agent.notifiers["rec"]
+        assert isinstance(rec, RecordingNotifier)
+        old = _uptime() - 600
+        f.feed([line for n in range(3) for line in _kmsg_kill(n, old + n)])
+        await until(lambda: len(rec.sent) == 1)  # the other two share its key: a follow-up
+        stored = (await get(agent, "/api/v1/incidents")).json()
+        assert sorted(i["kind"] for i in stored) == ["oom_kill"] * 3
+        assert rec.sent[0].kind == "oom_kill"
+
+    run_agent(tmp_path, again, first_start="summary")

@@ -9,14 +9,16 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from oomwatch.delivery import silences
 from oomwatch.delivery.dispatcher import Dispatcher
 from oomwatch.delivery.stages import Policy
-from oomwatch.enrich.host import read_boot_id, this_node
+from oomwatch.enrich.host import read_boot_id, read_uptime, this_node
 from oomwatch.enrich.kubernetes import PodIndex, PodWatcher
 from oomwatch.errors import OomwatchError, UsageError
+from oomwatch.incidents.backlog import Backlog
 from oomwatch.incidents.builder import IncidentBuilder
 from oomwatch.ingest import Ingest
 from oomwatch.kernel.scan import LogScanner
@@ -283,18 +285,31 @@ class Agent:
             trim_memory()
         self.ingest.sample(snap)
 
+    def _first_start(self, source: str) -> None:
+        """No saved cursor: what the log already holds goes out as one summary."""
+        if self.settings.first_start != "summary" or self.store.cursor(source)[0] is not None:
+            return
+        uptime = read_uptime(self.settings.proc_root)
+        booted = datetime.now(UTC) - timedelta(seconds=uptime) if uptime else None
+        self.ingest.backlog = Backlog.now(uptime, booted)
+
     def _open_source(self) -> Follower:
         if self._source is not None:
-            return self._source()
+            follower = self._source()
+            self._first_start(follower.name)
+            return follower
         s = self.settings
         order = list(SOURCES) if s.source == "auto" else [s.source]
         errors = []
         for name in order:
             cursor, _ = self.store.cursor(name)
             try:
-                return SOURCES[name].follow(s, cursor, s.first_start == "new")
+                follower = SOURCES[name].follow(s, cursor, s.first_start == "new")
             except (OSError, UsageError) as e:
                 errors.append(f"{name}: {e}")
+                continue
+            self._first_start(name)
+            return follower
         raise UsageError("no kernel log source can be read: " + "; ".join(errors))
 
 

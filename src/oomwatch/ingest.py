@@ -14,6 +14,7 @@ from typing import Any
 
 from oomwatch.delivery import silences
 from oomwatch.delivery.routing import route
+from oomwatch.incidents.backlog import Backlog
 from oomwatch.incidents.builder import IncidentBuilder
 from oomwatch.kernel.report import ParseStats
 from oomwatch.kernel.scan import LogScanner
@@ -56,6 +57,7 @@ class Ingest:
         self.cgroups = CgroupReconciler()
         self.burst = False  # incidents since the last memory trim
         self._unread_seen: dict[str, int] = {}
+        self.backlog: Backlog | None = None  # set on a first start in summary mode
         self._unread_logged_at = -60.0
 
     def batch(self, batch: Batch, source: str, scanner: LogScanner) -> None:
@@ -73,15 +75,45 @@ class Ingest:
             self.metrics.records_lost.inc(batch.lost)
             log.warning("%s overrun: %d records lost", source, batch.lost)
             incidents.append(self.builder.gap(source, batch.lost, batch.cursor))
+        b = self.backlog
         for k in kills:
             self.metrics.kills.labels(k.killer, k.constraint or "none").inc()
             if k.killer == "kernel":
                 if self.reconciler is not None:
                     self.reconciler.saw(k)
                 self.cgroups.saw(k)
+            if b is not None and b.older(k):
+                b.add(k)
+                continue
+            if b is not None and b.count:
+                incidents.insert(0, self._summary(b))  # the log has reached now
+            b = None
             incidents.append(self.builder.kill(k))
         safe = not scanner.parser.needs_context
-        self.record(incidents, source=source, cursor=batch.cursor if safe else None)
+        cursor = batch.cursor if safe else None
+        if self.backlog is not None and self.backlog.count:
+            # held until the summary is stored: a crash before it gathers them again
+            self.backlog.cursor = (source, cursor) if cursor else self.backlog.cursor
+            self.record(incidents)
+            return
+        self.record(incidents, source=source, cursor=cursor)
+
+    def _summary(self, b: Backlog) -> Incident:
+        """The one incident for the kills that were in the log before the start."""
+        self.backlog = None
+        log.info("%d OOM kills were in the log before the start: one summary is sent", b.count)
+        return self.builder.backlog(b.kills, b.count, b.booted)
+
+    def flush_backlog(self) -> None:
+        """Send the summary once no older kill has come for a while."""
+        b = self.backlog
+        if b is None or not b.due():
+            return
+        summary = self._summary(b)
+        if b.cursor is not None:
+            self.record([summary], source=b.cursor[0], cursor=b.cursor[1])
+        else:
+            self.record([summary])
 
     def _say_unread(self, source: str, stats: ParseStats) -> None:
         """Log the first line of each minute that told of a kill but gave no record."""
@@ -105,6 +137,7 @@ class Ingest:
 
     def sample(self, snap: Snapshot) -> None:
         """One memory sample: conditions, and kills the counters saw but the log did not."""
+        self.flush_backlog()
         self.builder.snapshot = snap
         incidents = [self.builder.condition(c) for c in self.conditions.update(snap)]
         for u in self.cgroups.check(snap.cgroups):

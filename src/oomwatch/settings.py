@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     )
 
     source: Literal["auto", "kmsg", "journald", "file"] = "auto"
-    first_start: Literal["all", "new"] = "all"
+    first_start: Literal["summary", "all", "new"] = "summary"
     log_file: Path = Path("/var/log/kern.log")
     sample_interval: float = Field(10.0, gt=0)
     proc_root: Path = Path("/proc")

@@ -22,3 +22,11 @@ def this_node(boot_id: str, hostname: str | None = None) -> NodeInfo:
     """This machine; the node name from the settings wins over NODE_NAME and the hostname."""
     node = hostname or os.environ.get("NODE_NAME") or socket.gethostname()
     return NodeInfo(node, platform.release(), boot_id)
+
+
+def read_uptime(proc_root: Path) -> float | None:
+    """Seconds since boot (the kernel's clock of /dev/kmsg stamps), or None."""
+    try:
+        return float((proc_root / "uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None

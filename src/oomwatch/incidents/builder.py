@@ -10,10 +10,12 @@ category (event or condition) and fills the facts once.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 
 from oomwatch.enrich.kubernetes import PodIndex, pod_ref
 from oomwatch.incidents.explain import explain
 from oomwatch.model import (
+    BacklogFacts,
     ConditionChange,
     ConditionFacts,
     Explanation,
@@ -28,10 +30,12 @@ from oomwatch.model import (
     TopProcess,
     UnseenKillFacts,
     fingerprint,
+    where,
 )
 from oomwatch.sampling.sampler import PidCache
 
 TOP_NOW = 5
+BACKLOG_SHOWN = 20
 
 
 class IncidentBuilder:
@@ -136,6 +140,34 @@ class IncidentBuilder:
             UnseenKillFacts(missing, counter, total, subject, self.hostname, explanation),
         )
 
+    def backlog(self, kills: list[OomKill], count: int, booted: datetime | None) -> Incident:
+        """One summary of the kills already in the log when oomwatch first started here."""
+        shown = tuple(_backlog_line(k, booted) for k in kills[:BACKLOG_SHOWN])
+        s = "s" if count != 1 else ""
+        title = f"{count} OOM kill{s} since boot on {self.hostname}, before oomwatch started"
+        more = (f"... and {count - len(shown)} more (oomwatch diagnose lists them all)",)
+        explanation = Explanation(
+            title,
+            shown + (more if count > len(shown) else ()),
+            (
+                "These happened before oomwatch ran here, so they were not sent one by one; "
+                "run `oomwatch diagnose` on the host for each kill's report.",
+            ),
+        )
+        first = kills[0] if kills else None
+        stamp = f"{first.seq}:{first.uptime_s}:{first.victim.pid}" if first else ""
+        return Incident(
+            f"backlog:{fingerprint(self.node.boot_id, str(count), stamp)}",
+            fingerprint("kills_before_start", self.hostname),
+            "kills_before_start",
+            "event",
+            "firing",
+            "info",
+            title,
+            time.time(),
+            BacklogFacts(count, shown, self.hostname, explanation),
+        )
+
     def condition(self, c: ConditionChange) -> Incident:
         """An incident for a condition opening, escalating, repeating or resolving."""
         key = fingerprint(c.kind, self.hostname, c.subject)
@@ -214,3 +246,19 @@ def _duration(s: float) -> str:
     if s < 5400:
         return f"{s / 60:.0f} min"
     return f"{s / 3600:.1f} h"
+
+
+def _backlog_line(k: OomKill, booted: datetime | None) -> str:
+    """`2026-12-02 14:02:11 api (pid 123) in container 4f2a…`: one backlog kill."""
+    when = k.time
+    if when is None and k.uptime_s is not None and booted is not None:
+        when = booted + timedelta(seconds=k.uptime_s)
+    if when is not None:
+        stamp = f"{when.astimezone():%Y-%m-%d %H:%M:%S}"
+    elif k.uptime_s is not None:
+        stamp = f"{k.uptime_s:.0f} s after boot"
+    else:
+        stamp = "at a time the log does not say"
+    who = k.victim.comm or "a process"
+    pid = f" (pid {k.victim.pid})" if k.victim.pid is not None else ""
+    return f"{stamp}: {who}{pid} in {where(k)}"

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
         EVENT_FACTS as EVENT_FACTS,
     )
     from oomwatch.model.facts import (
+        BacklogFacts as BacklogFacts,
+    )
+    from oomwatch.model.facts import (
         ConditionFacts as ConditionFacts,
     )
     from oomwatch.model.facts import (
@@ -130,6 +133,7 @@ _HOME = {
     "KillFacts": "facts",
     "LogGapFacts": "facts",
     "UnseenKillFacts": "facts",
+    "BacklogFacts": "facts",
     "PAYLOAD_VERSION": "incident",
     "Category": "incident",
     "Incident": "incident",

@@ -238,11 +238,43 @@ class UnseenKillFacts:
         )
 
 
-Facts = KillFacts | ConditionFacts | LogGapFacts | UnseenKillFacts
-EVENT_FACTS: dict[str, type[KillFacts | LogGapFacts | UnseenKillFacts]] = {
+@dataclass(frozen=True, slots=True)
+class BacklogFacts:
+    """Kills already in the log when oomwatch first started here: one summary, not N alerts."""
+
+    count: int
+    kills: tuple[str, ...]  # one line each (time, victim, where), the first BACKLOG_SHOWN
+    host: str
+    explanation: Explanation
+
+    def to_json(self, inc: Incident) -> dict[str, Any]:
+        """The `incident` part of a kills-before-start payload."""
+        return {
+            "kind": "kills_before_start",
+            "count": self.count,
+            "kills": list(self.kills),
+            "host": self.host,
+            "detected_at": inc.detected_at,
+            "explanation": self.explanation.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> BacklogFacts:
+        """Back from `to_json()`."""
+        return cls(
+            int(d.get("count") or 0),
+            tuple(str(k) for k in d.get("kills") or ()),
+            str(d.get("host") or ""),
+            Explanation.from_json(d.get("explanation")) or Explanation("", (), ()),
+        )
+
+
+Facts = KillFacts | ConditionFacts | LogGapFacts | UnseenKillFacts | BacklogFacts
+EVENT_FACTS: dict[str, type[KillFacts | LogGapFacts | UnseenKillFacts | BacklogFacts]] = {
     "oom_kill": KillFacts,
     "log_gap": LogGapFacts,
     "unseen_kills": UnseenKillFacts,
+    "kills_before_start": BacklogFacts,
 }
 
 

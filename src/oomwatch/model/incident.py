@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from oomwatch.model.facts import (
     EVENT_FACTS,
+    BacklogFacts,
     ConditionFacts,
     Facts,
     FollowUp,
@@ -78,7 +79,7 @@ class Incident:
     def explanation(self) -> Explanation | None:
         """Why it happened and what to do, when the incident has one."""
         f = self.facts
-        return f.explanation if isinstance(f, KillFacts | UnseenKillFacts) else None
+        return f.explanation if isinstance(f, KillFacts | UnseenKillFacts | BacklogFacts) else None
 
     @property
     def unplaced(self) -> bool:

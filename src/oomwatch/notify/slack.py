@@ -94,9 +94,11 @@ def headline(inc: Incident) -> str:
 
 
 def _event_label(kind: str) -> str:
-    return {"log_gap": "Kernel log overrun", "unseen_kills": "OOM kills not in the log"}.get(
-        kind, "oomwatch"
-    )
+    return {
+        "log_gap": "Kernel log overrun",
+        "unseen_kills": "OOM kills not in the log",
+        "kills_before_start": "OOM kills before oomwatch started",
+    }.get(kind, "oomwatch")
 
 
 def blocks(inc: Incident, counts: str | None = None) -> tuple[str, list[dict[str, Any]]]:
