@@ -35,7 +35,7 @@ def run_agent(
         state_dir=tmp_path,
         listen=f"127.0.0.1:{free_port()}",
         sample_interval=0.2,
-        first_start=first_start,  # type: ignore[arg-type]
+        first_start=first_start,
     )
     agent = Agent(settings, {"rec": RecordingNotifier("rec")}, source=lambda: follower)
     agent.supervisor.delay_s = 0.2
