@@ -56,3 +56,51 @@ def test_memory_cgroup_of_a_process() -> None:
     assert _memory_cgroup(b"12:pids:/a\n4:memory:/docker/abc\n0::/x\n") == "/docker/abc"
     assert _memory_cgroup(b"0::/system.slice/x.service\n") == "/system.slice/x.service"
     assert _memory_cgroup(b"") is None
+
+
+def test_a_hostile_command_line_is_cut_when_cached() -> None:
+    """A process with a 1 MB command line costs the cache 4 KiB, its last argument marked."""
+    import subprocess
+    import sys
+
+    from oomwatch.sampling.sampler import CMDLINE_MAX, CUT
+
+    args = ["x" * 131_000] * 8  # each under MAX_ARG_STRLEN: 1 MB in all
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *args])
+    try:
+        sampler = Sampler()
+        sampler.sample()
+        got = sampler.cache.get(proc.pid)
+        assert got is not None
+        cmdline = got[0].cmdline
+        assert sum(len(a) + 1 for a in cmdline) <= CMDLINE_MAX + len(CUT) + 1
+        assert cmdline[0] == sys.executable
+        assert cmdline[-1].endswith(CUT)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_cache_bounds_the_bytes_of_command_lines() -> None:
+    """Past the byte budget, new entries keep only a short head of their command line.
+
+    The total is then at most the budget plus CMDLINE_LEAN per entry (8192 entries:
+    4 MiB + 2 MiB), whatever the command lines.
+    """
+    from array import array
+
+    from oomwatch.model import ProcInfo
+    from oomwatch.sampling.sampler import CMDLINE_LEAN, PidCache, _Entry
+
+    cache = PidCache(max_cmdline_bytes=64 * 1024)
+    for pid in range(1, 200):
+        info = ProcInfo(pid, 0, "hog", ("a" * 4000,), 0, "root", None, 0)
+        cache.put(pid, _Entry(info, array("I", [1]), 0.0))
+    # the budget, plus a lean head for each entry past it: bounded by the entry count
+    full = 64 * 1024 // 4001
+    assert cache.cmdline_bytes == full * 4001 + (199 - full) * (CMDLINE_LEAN + 2)
+    lean = cache.get(199)
+    assert lean is not None
+    assert len(lean[0].cmdline[0]) == CMDLINE_LEAN + 1  # cut, with its marker
+    cache.evict(now=10_000.0)  # all dead long ago: the bytes go with them
+    assert (len(cache), cache.cmdline_bytes) == (0, 0)

@@ -27,6 +27,14 @@ UNLIMITED_BYTES = 1 << 60
 MAX_CGROUPS = 4096
 
 
+# Command lines are chosen by whoever starts a process: 4 KiB each are kept (the
+# last argument kept ends in CUT), and once the cache holds max_cmdline_bytes of
+# them, new ones keep only CMDLINE_LEAN.
+CMDLINE_MAX = 4096
+CMDLINE_LEAN = 256
+CUT = "…"
+
+
 @dataclass(slots=True)
 class _Entry:
     info: ProcInfo  # what does not change while the process lives (rss_kb left at 0)
@@ -42,6 +50,9 @@ class PidCache:
     """Processes by pid, bounded; dead ones kept `keep_dead_s` to describe late-read victims."""
 
     max_entries: int = 8192
+    # the bytes of command lines held: past it, new entries keep only their first CMDLINE_LEAN
+    max_cmdline_bytes: int = 4 << 20
+    cmdline_bytes: int = 0
     keep_dead_s: float = 300.0
     history: int = 30
     _times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
@@ -71,6 +82,15 @@ class PidCache:
     def put(self, pid: int, entry: _Entry) -> None:
         """Store or refresh a pid's entry as the most recently seen."""
         with self.lock:
+            size = _cmdline_size(entry.info.cmdline)
+            if self.cmdline_bytes + size > self.max_cmdline_bytes:
+                lean = cut_cmdline(entry.info.cmdline, CMDLINE_LEAN)
+                entry.info = dataclasses.replace(entry.info, cmdline=lean)
+                size = _cmdline_size(lean)
+            old = self.entries.get(pid)
+            if old is not None:
+                self.cmdline_bytes -= _cmdline_size(old.info.cmdline)
+            self.cmdline_bytes += size
             self.entries[pid] = entry
             self.entries.move_to_end(pid)
 
@@ -78,9 +98,10 @@ class PidCache:
         """Drop processes dead for longer than `keep_dead_s`, then the oldest past the bound."""
         with self.lock:
             for pid in [p for p, e in self.entries.items() if now - e.last_seen > self.keep_dead_s]:
-                del self.entries[pid]
+                self.cmdline_bytes -= _cmdline_size(self.entries.pop(pid).info.cmdline)
             while len(self.entries) > self.max_entries:
-                self.entries.popitem(last=False)
+                _, gone = self.entries.popitem(last=False)
+                self.cmdline_bytes -= _cmdline_size(gone.info.cmdline)
 
 
 class Sampler:
@@ -189,8 +210,10 @@ class Sampler:
 
     def _describe(self, pid: int, start: int, comm: str) -> ProcInfo:
         base = self.proc / str(pid)
-        raw = _read(base / "cmdline") or b""
+        raw = _read(base / "cmdline", CMDLINE_MAX + 1) or b""
         cmdline = tuple(a.decode("utf-8", "backslashreplace") for a in raw.split(b"\0") if a)
+        if len(raw) > CMDLINE_MAX:
+            cmdline = cut_cmdline(cmdline, CMDLINE_MAX)
         try:
             uid: int | None = os.stat(base).st_uid
         except OSError:
@@ -308,9 +331,26 @@ def _read_str(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: Path, limit: int = -1) -> bytes | None:
     try:
         with open(path, "rb") as f:
-            return f.read()
+            return f.read(limit)
     except OSError:
         return None
+
+
+def cut_cmdline(cmdline: tuple[str, ...], limit: int) -> tuple[str, ...]:
+    """At most `limit` characters of arguments; a cut one ends in CUT (…)."""
+    out: list[str] = []
+    left = limit
+    for arg in cmdline:
+        if len(arg) >= left:
+            out.append(arg[: max(left, 0)] + CUT)
+            return tuple(out)
+        out.append(arg)
+        left -= len(arg) + 1
+    return tuple(out)
+
+
+def _cmdline_size(cmdline: tuple[str, ...]) -> int:
+    return sum(len(a) + 1 for a in cmdline)
