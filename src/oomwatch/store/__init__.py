@@ -9,6 +9,7 @@ has everything stored (delivery resumes from the outbox).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -51,6 +52,10 @@ class Store(Outbox):
         self.path = path
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # command lines and cgroup paths are in it: readable by the agent alone (SQLite
+            # gives its -wal and -shm files the database file's mode)
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+            os.chmod(path, 0o600)
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a crash of the process (kill -9); only a power
