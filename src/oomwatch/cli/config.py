@@ -88,6 +88,7 @@ def _print_route(node: Any, depth: int) -> None:
 def cmd_test_notify(args: argparse.Namespace) -> int:
     """`oomwatch test-notify`: one sample incident to each receiver, with the outcome."""
     import asyncio
+    import time
 
     from oomwatch.errors import NotifyError
     from oomwatch.notify.sample import sample_incident
@@ -107,13 +108,14 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
         nonlocal failed
         for r in receivers:
             notifier = make_notifier(r)
+            started = time.perf_counter()
             try:
                 await notifier.send(incident, f"{incident.id}/{r.name}")
             except NotifyError as e:
                 failed += 1
-                print(f"{r.name}: FAILED: {e}")
+                print(terminal(f"{r.name}: FAILED: {e}"))
             else:
-                print(f"{r.name}: ok")
+                print(f"{r.name}: sent in {(time.perf_counter() - started) * 1000:.0f} ms")
             finally:
                 await notifier.aclose()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import email.utils
+import errno
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -21,7 +23,7 @@ def status_error(
     """None for 2xx; else the NotifyError a status means: 429, 408 and 5xx retry, other 4xx not."""
     if 200 <= code < 300:
         return None
-    detail = f"{what}: HTTP {code}" + (f" {short(body)}" if body else "")
+    detail = f"{what}: HTTP {code} {_phrase(code)}".rstrip() + (f": {short(body)}" if body else "")
     wait = parse_retry_after(retry_after)
     if code == 429:
         return NotifyError(
@@ -40,7 +42,9 @@ def status_error(
 
 
 def short(text: str) -> str:
-    """A receiver's answer, on one line and bounded, for logs and the store."""
+    """A receiver's answer, on one line and bounded, for logs and the store (HTML as text)."""
+    if "<html" in text[:200].lower() or "<!doctype" in text[:200].lower():
+        text = re.sub(r"<(script|style)\b.*?</\1>|<[^>]{0,500}>", " ", text, flags=re.S | re.I)
     one = " ".join(text.split())
     return one[:ERROR_BODY_CHARS] + ("…" if len(one) > ERROR_BODY_CHARS else "")
 
@@ -81,12 +85,15 @@ async def post(client: httpx.AsyncClient, url: str, what: str, **kwargs: Any) ->
     try:
         resp = await client.post(url, **kwargs)
     except httpx.TimeoutException:
+        t = client.timeout.read or client.timeout.connect
         raise NotifyError(
-            f"{label}: timed out", retryable=True, reason=FailureReason.TIMEOUT
+            f"{label}: no answer in {t:g} s" if t else f"{label}: timed out",
+            retryable=True,
+            reason=FailureReason.TIMEOUT,
         ) from None
     except httpx.HTTPError as e:
         raise NotifyError(
-            f"{label}: {type(e).__name__}", retryable=True, reason=FailureReason.CONNECTION
+            f"{label}: {transport_words(e, url)}", retryable=True, reason=FailureReason.CONNECTION
         ) from None
     err = status_error(
         resp.status_code, label, body=resp.text, retry_after=resp.headers.get("retry-after")
@@ -94,3 +101,45 @@ async def post(client: httpx.AsyncClient, url: str, what: str, **kwargs: Any) ->
     if err is not None:
         raise err
     return resp
+
+
+def _chain(e: BaseException, depth: int = 0) -> Iterator[BaseException]:
+    """An error and what caused it, through exception groups (anyio's connect attempts)."""
+    if depth > 8:
+        return
+    yield e
+    if isinstance(e, BaseExceptionGroup):
+        for inner in e.exceptions:
+            yield from _chain(inner, depth + 1)
+    nxt = e.__cause__ or e.__context__
+    if nxt is not None:
+        yield from _chain(nxt, depth + 1)
+
+
+def _phrase(code: int) -> str:
+    import http
+
+    try:
+        return http.HTTPStatus(code).phrase
+    except ValueError:
+        return ""
+
+
+def transport_words(e: BaseException, url: str) -> str:
+    """What went wrong below HTTP, in words: refused, unknown host, TLS, reset."""
+    u = httpx.URL(url)
+    where = f"{u.host}:{u.port or (443 if u.scheme == 'https' else 80)}"
+    causes = list(_chain(e))
+    codes = {c.errno for c in causes if isinstance(c, OSError)}
+    text = " ".join(str(c) for c in causes).lower()
+    if errno.ECONNREFUSED in codes or "refused" in text:
+        return f"connection refused by {where}"
+    if "name or service not known" in text or "resolution" in text or "nodename" in text:
+        return f"cannot resolve the host {u.host}"
+    if "certificate" in text or "ssl" in text or "tls" in text:
+        return f"TLS failed with {where}: {short(str(e))}"
+    if "reset" in text or "disconnect" in text or "closed" in text:
+        return f"{where} closed the connection"
+    if "unreachable" in text:
+        return f"{where} is unreachable"
+    return f"{type(e).__name__} talking to {where}: {short(str(e)) or 'no detail'}"

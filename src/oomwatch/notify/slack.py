@@ -36,7 +36,7 @@ from oomwatch.notify.common import (
     read_secret,
 )
 from oomwatch.notify.facts import details, facts, truncate
-from oomwatch.notify.http import header, parse_retry_after, status_error
+from oomwatch.notify.http import header, parse_retry_after, status_error, transport_words
 from oomwatch.render.escape import slack_escape
 
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ class SlackBotNotifier:
             ) from None
         except (SlackClientError, OSError) as e:
             raise NotifyError(
-                f"slack {method}: {type(e).__name__}",
+                f"slack {method}: {transport_words(e, self.client.base_url)}",
                 retryable=True,
                 reason=FailureReason.CONNECTION,
             ) from None
@@ -297,7 +297,9 @@ class SlackWebhookNotifier:
             ) from None
         except OSError as e:
             raise NotifyError(
-                f"{what}: {type(e).__name__}", retryable=True, reason=FailureReason.CONNECTION
+                f"{what}: {transport_words(e, self.url)}",
+                retryable=True,
+                reason=FailureReason.CONNECTION,
             ) from None
         err = status_error(
             resp.status_code,
