@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -141,7 +142,9 @@ def test_test_notify_reports_each_receiver(tmp_path: Path, api: Recorder) -> Non
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines() == ["team-slack: ok", "pd: ok", "archive: ok"]
+    lines = done.stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == ["team-slack", "pd", "archive"]
+    assert all(re.fullmatch(r"[\w-]+: sent in \d+ ms", line) for line in lines), lines
     posted = {r.path for r in api.received}
     assert posted == {"/api/chat.postMessage", "/v2/enqueue"}
     line = json.loads((tmp_path / "out.jsonl").read_text())
