@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -343,14 +344,15 @@ def test_journald_source(
     assert inc["time"] is not None
 
 
-def test_drill_end_to_end(agents: Callable[..., AgentProcess]) -> None:
+def test_drill_end_to_end(agents: Callable[..., AgentProcess], tmp_path: Path) -> None:
     """`oomwatch drill` kills a process for real and finds the running agent's incident."""
     import subprocess
     import sys
 
     import httpx
 
-    agent = agents(OOMWATCH_CONSOLE="false", OOMWATCH_JSONL_PATH=str(Path("/dev/null"))).start()
+    jsonl = tmp_path / "incidents.jsonl"
+    agent = agents(OOMWATCH_CONSOLE="false", OOMWATCH_JSONL_PATH=str(jsonl)).start()
     assert httpx.get(f"{agent.url}/-/healthy").status_code == 200
     done = subprocess.run(
         [sys.executable, "-m", "oomwatch", "drill", "--agent", agent.url],
@@ -362,6 +364,8 @@ def test_drill_end_to_end(agents: Callable[..., AgentProcess]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: oomwatch-drill (pid" in done.stdout
     assert "latency from the kernel's kill record to the stored incident" in done.stdout
+    assert re.search(r"^  jsonl: sent in \d+ ms$", done.stdout, re.M), done.stdout
+    assert '"drill": true' in jsonl.read_text()
     metrics = agent.metrics()
     for name in (
         "oomwatch_kills_total",
@@ -604,3 +608,48 @@ def test_sighup_reloads_silences(
     loud = oom_kill("oomwatch-hupa")
     assert hook.wait_for(kill_of(loud))
     assert not hook.wait_for(kill_of(quiet), timeout_s=1.0)
+
+
+def test_drill_pages_no_one_and_reports_each_receiver(
+    agents: Callable[..., AgentProcess], hook: Recorder, tmp_path: Path
+) -> None:
+    """A drill is marked and info; PagerDuty gets nothing; each receiver's outcome is printed."""
+    import subprocess
+    import sys
+
+    from tests.agentproc import free_port
+
+    pd = Recorder(responses=[]).start()
+    down = free_port()
+    config = tmp_path / "receivers.yaml"
+    config.write_text(
+        "receivers:\n"
+        f"  - name: up\n    webhook: {{url: '{hook.url}/hook'}}\n"
+        f"  - name: down\n    webhook: {{url: 'http://127.0.0.1:{down}/hook'}}\n"
+        f"  - name: pd\n    pagerduty: {{routing_key: R0123456789abcdef0123456789abcdef, "
+        f"url: '{pd.url}/v2/enqueue'}}\n"
+    )
+    try:
+        agent = agents(OOMWATCH_CONFIG=str(config)).start()
+        done = subprocess.run(
+            [sys.executable, "-m", "oomwatch", "drill", "--agent", agent.url, "--timeout", "5"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        pd.stop()
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr  # the receiver that is down
+    assert re.search(r"^  up: sent in \d+ ms$", out, re.M), out
+    assert re.search(
+        rf"^  down: NOT YET SENT after \d+ attempt\(s\): .*connection refused by 127.0.0.1:{down}$",
+        out,
+        re.M,
+    ), out
+    assert "  pd:" not in out
+    assert "skip drills: --page" in out
+    assert pd.received == []
+    (got,) = hook.wait_for(lambda r: r.json().get("drill") is True, timeout_s=1)
+    assert got.json()["severity"] == "info"

@@ -58,6 +58,7 @@ def build_notifiers(
             group_interval=r.group_interval or settings.group_interval_s,
             repeat_interval=r.repeat_interval or settings.repeat_interval_s,
             min_gap_s=KINDS[r.kind].min_gap_s,
+            pages=KINDS[r.kind].pages,
         )
         for r in eff.receivers
     }
@@ -130,6 +131,7 @@ class Agent:
             routes=lambda: self.route,
             silenced=lambda: self.silences,
             on_new=self.dispatcher.wake,
+            pagers=lambda: {n for n, p in self.dispatcher.policies.items() if p.pages},
         )
         self._samples = 0
 

@@ -15,7 +15,7 @@ from typing import Any
 from oomwatch.delivery import silences
 from oomwatch.delivery.routing import route
 from oomwatch.incidents.backlog import Backlog
-from oomwatch.incidents.builder import IncidentBuilder
+from oomwatch.incidents.builder import IncidentBuilder, drill_pages
 from oomwatch.kernel.report import ParseStats
 from oomwatch.kernel.scan import LogScanner
 from oomwatch.metrics import Metrics
@@ -44,6 +44,7 @@ class Ingest:
         routes: Callable[[], RouteConfig],
         silenced: Callable[[], list[silences.Silence]],
         on_new: Callable[[], None],
+        pagers: Callable[[], set[str]] = set,
     ) -> None:
         self.store = store
         self.builder = builder
@@ -53,6 +54,7 @@ class Ingest:
         self.routes = routes
         self.silenced = silenced
         self.on_new = on_new
+        self.pagers = pagers
         self.reconciler: Reconciler | None = None
         self.cgroups = CgroupReconciler()
         self.burst = False  # incidents since the last memory trim
@@ -182,4 +184,9 @@ class Ingest:
             self.metrics.silenced.labels(inc.kind).inc()
             log.info("incident %s silenced by %s", inc.id, s.id)
             return []
-        return route(self.routes(), inc)
+        chosen = route(self.routes(), inc)
+        if inc.drill and not drill_pages(inc):
+            # a drill pages no one unless `oomwatch drill --page` asked for it
+            skipped = self.pagers()
+            chosen = [r for r in chosen if r not in skipped]
+        return chosen

@@ -14,7 +14,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from oomwatch.store import read_incidents
+from oomwatch.store import read_deliveries, read_incidents
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -81,6 +81,11 @@ def make_app(
                 return _reply(start, "400 Bad Request", b"since: a number of seconds\n")
             body = json.dumps(_incidents(db_path, since)).encode()
             return _reply(start, "200 OK", body, "application/json")
+        if path == "/api/v1/deliveries":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            incident = query.get("incident", [""])[0][:200]
+            body = json.dumps(_deliveries(db_path, incident)).encode()
+            return _reply(start, "200 OK", body, "application/json")
         return _reply(start, "404 Not Found", b"not found\n")
 
     return app
@@ -94,6 +99,14 @@ def serve(
     server = make_server(host.strip("[]"), int(port), app, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, name="oomwatch-http", daemon=True).start()
     return server
+
+
+def _deliveries(db_path: Path, incident: str) -> list[dict[str, Any]]:
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return read_deliveries(db, incident)
+    finally:
+        db.close()
 
 
 def _incidents(db_path: Path, since: float) -> list[dict[str, Any]]:

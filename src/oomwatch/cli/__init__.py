@@ -125,6 +125,11 @@ def _add_agent_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "--agent", metavar="URL", help="the agent's HTTP address (default: from OOMWATCH_LISTEN)"
     )
     drill.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    drill.add_argument(
+        "--page",
+        action="store_true",
+        help="also deliver to receivers that page people (PagerDuty, Opsgenie)",
+    )
     drill.set_defaults(func=cmd_drill)
 
 

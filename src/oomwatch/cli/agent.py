@@ -28,4 +28,4 @@ def cmd_drill(args: argparse.Namespace) -> int:
     from oomwatch.settings import load_settings
 
     url = args.agent or f"http://{load_settings().listen}"
-    return run_drill(url, args.timeout)
+    return run_drill(url, args.timeout, page=args.page)

@@ -31,6 +31,7 @@ class Policy:
     group_interval: float = 300.0
     repeat_interval: float = 4 * 3600.0
     min_gap_s: float = 0.0  # Slack: at most one message a second per channel
+    pages: bool = False  # wakes a person (PagerDuty, Opsgenie): a drill skips it
 
 
 @dataclass(frozen=True, slots=True)

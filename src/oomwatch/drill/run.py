@@ -16,8 +16,16 @@ from oomwatch.render.escape import terminal
 DRILL_COMM = "oomwatch-drill"
 
 
-def run_drill(agent_url: str, timeout_s: float = 30.0, limit_mib: int = 32) -> int:
-    """Kill a hog in a fresh memory cgroup and wait for the running agent's incident."""
+def run_drill(
+    agent_url: str, timeout_s: float = 30.0, limit_mib: int = 32, *, page: bool = False
+) -> int:
+    """Kill a hog in a fresh memory cgroup, wait for the incident and each receiver's delivery.
+
+    The incident is marked a drill (severity info); receivers that wake people
+    (PagerDuty, Opsgenie) get it only with `page`. Exit 1 when a receiver failed.
+    """
+    from oomwatch.incidents.builder import DRILL_CGROUP, DRILL_PAGES
+
     if os.geteuid() != 0:
         raise UsageError("drill needs root: it creates a memory cgroup")
     if find_memory_controller() is None:
@@ -31,7 +39,7 @@ def run_drill(agent_url: str, timeout_s: float = 30.0, limit_mib: int = 32) -> i
                 f"no ready agent at {base} ({type(e).__name__}): start "
                 "`oomwatch run` first, or pass --agent"
             ) from e
-        name = f"oomwatch-drill-{uuid.uuid4().hex[:8]}"
+        name = f"{DRILL_PAGES if page else DRILL_CGROUP}{uuid.uuid4().hex[:8]}"
         started = time.time()
         with memory_cgroup(name, limit_mib * MIB) as cg, start_hog(cg, comm=DRILL_COMM) as hog:
             hog.go()
@@ -45,9 +53,10 @@ def run_drill(agent_url: str, timeout_s: float = 30.0, limit_mib: int = 32) -> i
             f"(limit {limit_mib} MiB). Waiting for the agent..."
         )
         found = _wait_for(http, base, hog.pid, started, timeout_s)
-    if found is None:
-        print(f"FAILED: no incident for pid {hog.pid} within {timeout_s:.0f} s")
-        return 1
+        if found is None:
+            print(f"FAILED: no incident for pid {hog.pid} within {timeout_s:.0f} s")
+            return 1
+        deliveries = _wait_delivered(http, base, str(found["id"]), timeout_s)
     inc = found["incident"]
     uptime = inc.get("uptime_s")
     latency = (found["detected_at"] - (mono_to_wall + uptime)) if uptime is not None else None
@@ -58,7 +67,45 @@ def run_drill(agent_url: str, timeout_s: float = 30.0, limit_mib: int = 32) -> i
             f"  latency from the kernel's kill record to the stored incident: "
             f"{latency * 1000:.1f} ms"
         )
-    return 0
+    return _report(deliveries, float(found["detected_at"]), page)
+
+
+def _report(deliveries: list[dict[str, Any]], detected_at: float, page: bool) -> int:
+    """One line per receiver; 1 when one failed or is still trying."""
+    bad = False
+    if not deliveries:
+        print("  no receiver was routed this incident")
+    for d in deliveries:
+        name, state = terminal(str(d["receiver"])), d["state"]
+        if state == "sent":
+            ms = (float(d["done_at"]) - detected_at) * 1000
+            print(f"  {name}: sent in {ms:.0f} ms")
+        elif state in ("folded", "followed"):
+            print(f"  {name}: held for a follow-up (an earlier kill has the same key)")
+        elif state == "pending":
+            bad = True
+            why = f": {terminal(str(d['error']))}" if d["error"] else ""
+            print(f"  {name}: NOT YET SENT after {d['attempts']} attempt(s){why}")
+        else:
+            bad = True
+            print(f"  {name}: FAILED ({state}): {terminal(str(d['error'] or ''))}")
+    if not page:
+        print("  (receivers that page people, PagerDuty and Opsgenie, skip drills: --page)")
+    return 1 if bad else 0
+
+
+def _wait_delivered(
+    http: httpx.Client, base: str, incident: str, timeout_s: float
+) -> list[dict[str, Any]]:
+    """The incident's deliveries once none is pending, or as they are at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows: list[dict[str, Any]] = http.get(
+            f"{base}/api/v1/deliveries", params={"incident": incident}
+        ).json()
+        if all(r["state"] != "pending" for r in rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
 
 
 def _wait_for(

@@ -53,8 +53,9 @@ class IncidentBuilder:
         return self.node.hostname
 
     def kill(self, k: OomKill, *, drill: bool = False) -> Incident:
-        """An incident for one kill."""
+        """An incident for one kill (a drill's when `oomwatch drill` made it, or `drill`)."""
         now = time.time()
+        drill = drill or is_drill(k)
         v = k.victim
         key = fingerprint("oom_kill", self.hostname, _subject(k), v.comm)
         if k.seq is not None:
@@ -84,7 +85,7 @@ class IncidentBuilder:
             "oom_kill",
             "event",
             "firing",
-            "critical",
+            "info" if drill else "critical",
             title,
             now,
             facts,
@@ -262,3 +263,21 @@ def _backlog_line(k: OomKill, booted: datetime | None) -> str:
     who = k.victim.comm or "a process"
     pid = f" (pid {k.victim.pid})" if k.victim.pid is not None else ""
     return f"{stamp}: {who}{pid} in {where(k)}"
+
+
+# `oomwatch drill` runs its hog in a memory cgroup named so; `--page` adds "page-".
+DRILL_CGROUP = "oomwatch-drill-"
+DRILL_PAGES = DRILL_CGROUP + "page-"
+
+
+def is_drill(k: OomKill) -> bool:
+    """Whether a kill is one `oomwatch drill` made (its memory cgroup's name says)."""
+    path = k.oom_memcg or k.task_memcg or ""
+    return path.rsplit("/", 1)[-1].startswith(DRILL_CGROUP)
+
+
+def drill_pages(inc: Incident) -> bool:
+    """Whether a drill asked to reach the receivers that wake people (`drill --page`)."""
+    k = inc.kill
+    path = (k.kill.oom_memcg or k.kill.task_memcg or "") if k is not None else ""
+    return path.rsplit("/", 1)[-1].startswith(DRILL_PAGES)

@@ -28,6 +28,7 @@ from oomwatch.store.schema import (
     Folded,
     GroupState,
     incident_from_row,
+    read_deliveries,
     read_incidents,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "GroupState",
     "Store",
     "incident_from_row",
+    "read_deliveries",
     "read_incidents",
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,7 +92,8 @@ class Outbox:
     def sent(self, delivery_id: int) -> None:
         """A delivery succeeded."""
         self.db.execute(
-            "UPDATE outbox SET state = 'sent', attempts = attempts + 1 WHERE id = ?", (delivery_id,)
+            "UPDATE outbox SET state = 'sent', attempts = attempts + 1, done_at = ? WHERE id = ?",
+            (time.time(), delivery_id),
         )
 
     def retry(self, delivery_id: int, next_at: float, error: str) -> None:
@@ -104,8 +106,9 @@ class Outbox:
     def give_up(self, delivery_id: int, state: str, error: str) -> None:
         """A delivery failed for good (`failed`) or grew too old (`dropped`)."""
         self.db.execute(
-            "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
-            (state, error, delivery_id),
+            "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?, done_at = ? "
+            "WHERE id = ?",
+            (state, error, time.time(), delivery_id),
         )
 
     # -- groups (dedup and folding) -------------------------------------------------------

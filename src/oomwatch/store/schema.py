@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL,
     last_error TEXT,
     group_key TEXT,
+    done_at REAL,
     UNIQUE (incident_id, receiver)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
@@ -96,6 +97,7 @@ MIGRATIONS = (
     ("incidents", "drill", "INTEGER NOT NULL DEFAULT 0"),
     ("threads", "victims", "INTEGER NOT NULL DEFAULT 1"),
     ("threads", "head", "TEXT NOT NULL DEFAULT '[\"\", []]'"),
+    ("outbox", "done_at", "REAL"),
 )
 
 
@@ -148,6 +150,17 @@ class Delivery:
     attempts: int
     created: float
     incident: Incident
+
+
+def read_deliveries(db: sqlite3.Connection, incident_id: str) -> list[dict[str, Any]]:
+    """Where one incident stands with each receiver (for `oomwatch drill`)."""
+    rows = db.execute(
+        "SELECT receiver, state, attempts, last_error, done_at FROM outbox "
+        "WHERE incident_id = ? ORDER BY receiver",
+        (incident_id,),
+    ).fetchall()
+    keys = ("receiver", "state", "attempts", "error", "done_at")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 def read_incidents(db: sqlite3.Connection, since: float, limit: int) -> list[dict[str, Any]]:
