@@ -244,14 +244,7 @@ class LineDecoder:
         if ht is None:
             return None
         us = int(m.group(1)) * 1_000_000 + int(m.group(2).ljust(6, "0")[:6])
-        origin = "kernel" if ht.group("kernel") else ht.group("tag")
-        msg = ht.group("msg")
-        uptime = None
-        if origin == "kernel":
-            msg, uptime = strip_uptime(msg)
-        meta = Meta("journal", uptime, from_epoch_us(us), ht.group("host"), origin)
-        self._last = meta
-        return self._emit(msg.strip(), lineno, meta)
+        return self._tagged(ht, "journal", from_epoch_us(us), lineno)
 
     def _full(self, m: re.Match[str], lineno: int) -> KernelLine | None:
         """`journalctl -o short-full`: weekday, date, time and zone, then host and tag."""
@@ -262,11 +255,17 @@ class LineDecoder:
         wall = parse_iso(m.group("stamp").replace(" ", "T") + offset)
         if ht is None or wall is None:
             return None
+        return self._tagged(ht, "journal", wall, lineno)
+
+    def _tagged(
+        self, ht: re.Match[str], fmt: LineFormat, wall: datetime | None, lineno: int
+    ) -> KernelLine:
+        """`host tag[pid]: msg` after a stamp; a kernel line's own `[uptime]` is read too."""
         origin = "kernel" if ht.group("kernel") else ht.group("tag")
-        msg, uptime = (ht.group("msg"), None)
+        msg, uptime = ht.group("msg"), None
         if origin == "kernel":
             msg, uptime = strip_uptime(msg)
-        meta = Meta("journal", uptime, wall, ht.group("host"), origin)
+        meta = Meta(fmt, uptime, wall, ht.group("host"), origin)
         self._last = meta
         return self._emit(msg.strip(), lineno, meta)
 
@@ -274,13 +273,7 @@ class LineDecoder:
         """A line no format names: a syslog line cut before its stamp, or a paste's own prefix."""
         ht = _HOST_TAG.match(text)
         if ht:
-            origin = "kernel" if ht.group("kernel") else ht.group("tag")
-            msg, uptime = (
-                strip_uptime(ht.group("msg")) if origin == "kernel" else (ht.group("msg"), None)
-            )
-            meta = Meta("syslog", uptime, None, ht.group("host"), origin)
-            self._last = meta
-            return self._emit(msg.strip(), lineno, meta)
+            return self._tagged(ht, "syslog", None, lineno)
         if text.startswith("kernel:"):
             msg, uptime = strip_uptime(text[7:].lstrip())
             meta = Meta("syslog", uptime, None, None, "kernel")
