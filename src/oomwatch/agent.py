@@ -152,6 +152,7 @@ class Agent:
         sup.start("sampler", self._sample_forever)
         sup.start("dispatcher", self.dispatcher.run)
         sup.start("files", self._watch_files)
+        sup.start("backlog", self._flush_backlog)
         if self.pod_watcher is not None:
             sup.start("pods", self.pod_watcher.run)
         try:
@@ -286,6 +287,12 @@ class Agent:
             self.ingest.burst = self.dispatcher.busy = False
             trim_memory()
         self.ingest.sample(snap)
+
+    async def _flush_backlog(self) -> None:
+        """Send a first start's summary soon after the log's older kills are all read."""
+        while True:
+            await asyncio.sleep(0.5 if self.ingest.backlog is not None else 60.0)
+            self.ingest.flush_backlog()
 
     def _first_start(self, source: str) -> None:
         """No saved cursor: what the log already holds goes out as one summary."""
