@@ -56,11 +56,6 @@ _FULL = re.compile(
     r"(?P<zone>[A-Za-z]{1,6}|[+-]\d{2}:?\d{2})? ?(?P<rest>.*)",
     re.S,
 )
-_HOST_ANY_TAG = re.compile(
-    r"(?P<host>[\w.:-]+)\s+(?:(?P<kernel>kernel)|(?P<tag>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?):\s?"
-    r"(?P<msg>.*)",
-    re.S,
-)
 _ISO = re.compile(
     r"(?P<iso>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)"
     r"\s+(?P<rest>.*)",
@@ -69,11 +64,13 @@ _ISO = re.compile(
 # `host tag[pid]: msg` after a leading stamp. The tag must be `kernel` or carry a
 # pid: kernel messages such as `memory: usage ...` or `Hardware name: ...` would
 # otherwise look like a host and a tag.
-_HOST_TAG = re.compile(
-    r"(?P<host>[\w.:-]+)\s+(?:(?P<kernel>kernel)|(?P<tag>[^\s:\[]+)\[(?P<pid>\d+)\]):\s?"
-    r"(?P<msg>.*)",
-    re.S,
+_HOST_TAG_PATTERN = (
+    r"(?P<host>[\w.:-]+)\s+(?:(?P<kernel>kernel)|(?P<tag>[^\s:\[]+)(?:\[(?P<pid>\d+)\]){}):\s?"
+    r"(?P<msg>.*)"
 )
+_HOST_TAG = re.compile(_HOST_TAG_PATTERN.format(""), re.S)
+# where every line has a host and a tag (journalctl -o short-full), the pid is optional
+_HOST_ANY_TAG = re.compile(_HOST_TAG_PATTERN.format("?"), re.S)
 
 
 class LineDecoder:
