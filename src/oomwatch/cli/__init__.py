@@ -69,11 +69,7 @@ def _add_log_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="text",
         help="text: one line per kill (default); json: JSON Lines, one record per kill",
     )
-    parse.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit 1 when a line mentions an OOM kill that could not be read",
-    )
+    _add_strict(parse)
     parse.set_defaults(func=cmd_parse)
 
     diag = sub.add_parser(
@@ -95,12 +91,16 @@ def _add_log_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "(30m, 2h, 7d) or a date (2026-11-25 or '2026-11-25 10:00')",
     )
     diag.add_argument("--json", action="store_true", help="JSON Lines instead of the report")
-    diag.add_argument(
+    _add_strict(diag)
+    diag.set_defaults(func=cmd_diagnose)
+
+
+def _add_strict(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--strict",
         action="store_true",
-        help="exit 1 when a line mentions an OOM kill that could not be read",
+        help="exit 1 when a line tells of an OOM kill that gave no record",
     )
-    diag.set_defaults(func=cmd_diagnose)
 
 
 def _add_agent_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
