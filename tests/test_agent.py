@@ -13,13 +13,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from oomwatch.drill.memcg import MIB, memory_cgroup, start_hog
 from tests.agentproc import AgentProcess
 from tests.conftest import real_kernel_reason
-from tests.servers import Received, Recorder
+from tests.servers import Received, Recorder, SlackLike
 
 pytestmark = pytest.mark.skipif(real_kernel_reason() is not None, reason=real_kernel_reason() or "")
 
@@ -467,6 +468,39 @@ def test_kill9_mid_delivery_is_delivered_again_with_the_same_key(
         assert len({r.headers["Idempotency-Key"] for r in got}) == 1
     finally:
         hook.stop()
+
+
+def test_kill9_after_slack_took_the_post_does_not_repeat_it(
+    agents: Callable[..., AgentProcess],
+) -> None:
+    """Killed while Slack's answer is on its way: the restart finds the message, posts nothing."""
+    api = SlackLike()
+    api.post_delay = 3.0
+    slack = Recorder(responder=api).start()
+    try:
+        env = {
+            "OOMWATCH_SLACK_BOT_TOKEN": "xoxb-test",
+            "OOMWATCH_SLACK_CHANNEL": SlackLike.CHANNEL,
+            "OOMWATCH_SLACK_API_URL": f"{slack.url}/api/",
+        }
+        first = agents(**env).start()
+        pid = oom_kill("oomwatch-slack9")
+
+        def ours(m: dict[str, Any]) -> bool:
+            return f"(pid {pid})" in json.dumps(m["body"].get("blocks"))
+
+        (posted,) = api.wait(ours, timeout_s=10)  # in the channel, the answer still pending
+        first.kill9()
+        api.post_delay = 0.0
+        second = agents(**env).start()
+        second.wait_log("arrived before the restart; not sent again")
+        second.settled()
+        key = posted["metadata"]["event_payload"]["delivery_key"]
+        assert api.keys().count(key) == 1
+        assert len(api.wait(ours, timeout_s=0)) == 1
+        assert api.history_calls >= 1
+    finally:
+        slack.stop()
 
 
 def test_silence_added_while_running(

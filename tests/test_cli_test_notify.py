@@ -10,7 +10,7 @@ import pytest
 
 from oomwatch.cli import main
 from tests.agentproc import free_port
-from tests.servers import Received, Recorder
+from tests.servers import Received, Recorder, SlackLike
 
 
 def _slack(r: Received) -> tuple[int, dict[str, str], bytes]:
@@ -51,3 +51,32 @@ def test_each_receiver_said_in_words(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert out[2].endswith("HTTP 404 Not Found: Not here")
     assert out[3] == "chat: FAILED: slack chat_postMessage: Slack said channel_not_found"
     assert "SECRET" not in "\n".join(out)
+
+
+@pytest.mark.parametrize("scopes", [{"chat:write"}, {"chat:write", "channels:history"}])
+def test_slack_without_the_history_scope_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scopes: set[str]
+) -> None:
+    """Sent, then one note when the token cannot read the channel's history; none when it can."""
+    api = SlackLike(scopes=frozenset(scopes))
+    slack = Recorder(responder=api).start()
+    config = tmp_path / "receivers.yaml"
+    config.write_text(
+        "receivers:\n  - name: chat\n"
+        f"    slack: {{token: xoxb-test, channel: '#oom', api_url: '{slack.url}/api/'}}\n"
+    )
+    try:
+        code = main(["test-notify", "--config", str(config)])
+    finally:
+        slack.stop()
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert re.fullmatch(r"chat: sent in \d+ ms", out[0])
+    if "channels:history" in scopes:
+        assert out[1:] == []
+    else:
+        assert out[1:] == [
+            "chat: note: the token lacks channels:history (groups:history for a private "
+            "channel): after a crash mid-post a message may be posted twice"
+        ]
+    assert api.history_calls == 1

@@ -91,6 +91,7 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
     import time
 
     from oomwatch.errors import NotifyError
+    from oomwatch.notify import Recovers
     from oomwatch.notify.sample import sample_incident
     from oomwatch.receivers import effective, load_file, make_notifier
 
@@ -116,6 +117,13 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
                 print(terminal(f"{r.name}: FAILED: {e}"))
             else:
                 print(f"{r.name}: sent in {(time.perf_counter() - started) * 1000:.0f} ms")
+                if isinstance(notifier, Recovers):
+                    try:
+                        caveat = await notifier.caveat()
+                    except NotifyError as e:
+                        caveat = f"cannot tell whether a crash could repeat a message: {e}"
+                    if caveat:
+                        print(terminal(f"{r.name}: note: {caveat}"))
             finally:
                 await notifier.aclose()
 

@@ -16,15 +16,18 @@ from collections.abc import Callable, Mapping
 
 from oomwatch.delivery.grouping import decide, followup
 from oomwatch.delivery.stages import BugLog, Outcome, Pace, Policy, attempt, expired, retry_at
-from oomwatch.errors import FailureReason, StoreError
+from oomwatch.errors import FailureReason, NotifyError, StoreError
 from oomwatch.metrics import Metrics
-from oomwatch.notify import Notifier
-from oomwatch.store import Delivery, Store
+from oomwatch.model import Incident
+from oomwatch.notify import Notifier, Recovers
+from oomwatch.store import Delivery, Folded, Store
 
 log = logging.getLogger("oomwatch.delivery")
 
 __all__ = ["Dispatcher", "Lane", "Policy"]
 LANE_FAULT_WAIT_S = 1.0
+# failures after which the receiver may still have taken the message
+UNKNOWN_OUTCOME = frozenset({FailureReason.TIMEOUT, FailureReason.CONNECTION})
 
 
 class Lane:
@@ -88,23 +91,58 @@ class Lane:
             store.defer(dl.id, wait)
             return False
         inc = dl.incident
+        if isinstance(notifier, Recovers):
+            if dl.inflight_at is not None and await self._arrived(notifier, inc, dl.inflight_at):
+                self._sent(dl)
+                return True
+            store.inflight([dl.id], now)
         out = await attempt(notifier, inc, self.receiver, self.d.bug_log)
         if out.sent:
             self.d.busy = True
-            store.sent(dl.id)
-            alias = inc.kill.group_alias if inc.kill else None
-            store.group_sent(
-                self.receiver, inc.key, self.d.clock(), inc.status, inc.severity, alias=alias
-            )
+            self.d.metrics.deliveries.labels(self.receiver, "sent").inc()
+            self._sent(dl)
         else:
             self._failed(
                 out,
                 dl.attempts,
-                lambda at, err: store.retry(dl.id, at, err),
+                lambda at, err, unknown: store.retry(dl.id, at, err, unknown=unknown),
                 lambda err: store.give_up(dl.id, "failed", err),
                 inc.id,
             )
         return True
+
+    def _sent(self, dl: Delivery) -> None:
+        inc = dl.incident
+        self.d.store.sent(dl.id)
+        alias = inc.kill.group_alias if inc.kill else None
+        self.d.store.group_sent(
+            self.receiver, inc.key, self.d.clock(), inc.status, inc.severity, alias=alias
+        )
+
+    async def _arrived(self, notifier: Recovers, inc: Incident, since: float) -> bool:
+        """Whether an attempt a crash cut off reached the receiver (looked up, not sent)."""
+        try:
+            found = await notifier.recover(inc, f"{inc.id}/{self.receiver}", since)
+        except NotifyError as e:
+            log.warning(
+                "delivery of %s to %s: cannot tell whether the attempt before the restart "
+                "arrived (%s); sending it",
+                inc.id,
+                self.receiver,
+                e,
+            )
+            return False
+        except Exception as e:  # noqa: BLE001 - a defect here must not stop the lane
+            self.d.bug_log(self.receiver, e)
+            return False
+        if found:
+            self.d.metrics.deliveries.labels(self.receiver, "recovered").inc()
+            log.info(
+                "delivery of %s to %s arrived before the restart; not sent again",
+                inc.id,
+                self.receiver,
+            )
+        return found
 
     def _folded(self, dl: Delivery, now: float) -> bool:
         """Fold a repeat into its group's follow-up, or drop a duplicate; whether it did."""
@@ -149,6 +187,13 @@ class Lane:
             store.postpone_followup(r, key, wait)
             return False
         p = self.d.policy(r)
+        recovers = isinstance(notifier, Recovers)
+        if (
+            isinstance(notifier, Recovers)
+            and folded.inflight_at is not None
+            and await self._followed(notifier, folded, folded.inflight_at, key)
+        ):
+            return True
         inc = followup(
             folded.last,
             folded.pids,
@@ -160,29 +205,54 @@ class Lane:
         )
         ids = folded.ids
 
-        def retry(at: float, err: str) -> None:
+        def retry(at: float, err: str, unknown: bool) -> None:
             store.postpone_followup(r, key, at)
             for i in ids:
-                store.retry(i, float("inf"), err)  # attempts counted; state stays folded
+                # attempts counted; state stays folded
+                store.retry(i, float("inf"), err, unknown=unknown)
 
         def fail(err: str) -> None:
             for i in ids:
                 store.give_up(i, "failed", err)
             store.group_sent(r, key, self.d.clock(), inc.status, inc.severity)
 
+        if recovers:
+            store.inflight(ids, self.d.clock())
         out = await attempt(notifier, inc, r, self.d.bug_log)
         if out.sent:
+            self.d.metrics.deliveries.labels(r, "sent").inc()
             store.followed(ids)
             store.group_sent(r, key, self.d.clock(), inc.status, inc.severity)
         else:
             self._failed(out, folded.attempts, retry, fail, inc.id)
         return True
 
+    async def _followed(self, notifier: Recovers, folded: Folded, since: float, key: str) -> bool:
+        """Whether the follow-up a crash cut off arrived; then its repeats are done."""
+        store, r, p = self.d.store, self.receiver, self.d.policy(self.receiver)
+        sent = followup(
+            folded.last,
+            folded.inflight_pids,
+            folded.inflight_incident_ids,
+            r,
+            p.group_interval,
+            key=key,
+        )
+        if not await self._arrived(notifier, sent, since):
+            return False
+        store.followed(folded.inflight)
+        now = self.d.clock()
+        store.group_sent(r, key, now, sent.status, sent.severity)
+        if len(folded.ids) > len(folded.inflight):
+            # repeats folded after that attempt began go out in the next follow-up
+            store.postpone_followup(r, key, now + p.group_interval)
+        return True
+
     def _failed(
         self,
         out: Outcome,
         attempts: int,
-        retry: Callable[[float, str], None],
+        retry: Callable[[float, str, bool], None],
         fail: Callable[[str], None],
         incident_id: str,
     ) -> None:
@@ -203,7 +273,7 @@ class Lane:
         ):
             self.d.store.set_pause(self.receiver, at)
             self.d.metrics.paused_until.labels(self.receiver).set(at)
-        retry(at, str(e))
+        retry(at, str(e), e.reason in UNKNOWN_OUTCOME)
         log.warning(
             "delivery of %s to %s failed (%s); retry in %.1f s",
             incident_id,

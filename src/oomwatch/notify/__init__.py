@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from oomwatch.model import Incident
 
@@ -18,6 +18,19 @@ class Notifier(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class Recovers(Protocol):
+    """A notifier that can look up whether an attempt a crash cut off reached the receiver."""
+
+    async def recover(self, incident: Incident, delivery_key: str, since: float) -> bool:
+        """Whether `delivery_key` arrived since `since` (then its bookkeeping is done too)."""
+        ...
+
+    async def caveat(self) -> str | None:
+        """What keeps `recover` from working here (a missing scope), asked of the receiver."""
         ...
 
 

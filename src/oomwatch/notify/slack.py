@@ -9,6 +9,11 @@ for mrkdwn: no mention, no link and no formatting from a process name.
 One attempt is one message: the first of a key goes to the channel, repeats into
 its thread. Updating the first message with the running counts is best-effort:
 its failure is logged and never makes the reply go out again.
+
+Each message carries its delivery key in Slack message metadata. After a crash
+cut an attempt off, `recover` looks the key up in the channel's history (or the
+thread's replies) before anything is posted again: found means sent. Without the
+history scope it says so once and the lane posts again (at least once).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,6 +60,13 @@ RETRYABLE_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "missing_scope"})
+EVENT_TYPE = "oomwatch_delivery"
+# how far before the cut-off attempt the lookup starts: Slack's clock is not ours
+LOOKBACK_S = 120.0
+LOOKUP_PAGE = 200
+LOOKUP_PAGES = 5
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
+HISTORY_SCOPES = "channels:history (groups:history for a private channel)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +78,7 @@ class Thread:
     kills: int
     victims: int
     head: str  # the first message as JSON [text, blocks], to show it again with new counts
+    counted: str | None = None  # the delivery key of the last reply in the counts
 
 
 class ThreadStore(Protocol):
@@ -76,6 +90,10 @@ class ThreadStore(Protocol):
 
     def save_thread(self, receiver: str, key: str, thread: Thread) -> None:
         """Record the first message, or its new counts."""
+        ...
+
+    def channel_id(self, receiver: str) -> str | None:
+        """The channel ID Slack gave for an earlier message of `receiver`, if any."""
         ...
 
 
@@ -178,6 +196,25 @@ def slack_error(method: str, status: int, error: str | None, headers: Any) -> No
     )
 
 
+def _metadata(inc: Incident, key: str) -> dict[str, Any]:
+    """Slack message metadata naming the delivery, so a lookup after a crash can find it."""
+    return {
+        "event_type": EVENT_TYPE,
+        "event_payload": {"delivery_key": key, "incident_key": inc.key},
+    }
+
+
+def _carries(msg: Any, key: str) -> bool:
+    """Whether a message from the history is ours, for delivery `key`."""
+    if not isinstance(msg, dict) or not isinstance(msg.get("ts"), str):
+        return False
+    meta = msg.get("metadata")
+    if not isinstance(meta, dict) or meta.get("event_type") != EVENT_TYPE:
+        return False
+    payload = meta.get("event_payload")
+    return isinstance(payload, dict) and payload.get("delivery_key") == key
+
+
 def _retry_after(headers: Any) -> float | None:
     return parse_retry_after(header(headers or {}, "Retry-After"))
 
@@ -193,46 +230,76 @@ class SlackBotNotifier:
         self.name = name
         self.channel = channel
         self.threads = threads
+        self.history = True  # the token may read history (until Slack says missing_scope)
         # one attempt per delivery: retries belong to the dispatcher
         self.client = WebClient(
             token=token, base_url=api_url.rstrip("/") + "/", timeout=10, retry_handlers=[]
         )
 
-    async def send(self, incident: Incident, _delivery_key: str) -> None:
+    async def send(self, incident: Incident, delivery_key: str) -> None:
         """Post the first message, or reply in its thread and update its counts."""
-        await asyncio.to_thread(self._send, incident)
+        await asyncio.to_thread(self._send, incident, delivery_key)
 
-    def _send(self, inc: Incident) -> None:
+    async def recover(self, incident: Incident, delivery_key: str, since: float) -> bool:
+        """Whether the message of `delivery_key` is in the channel (or thread) since `since`."""
+        return await asyncio.to_thread(self._recover, incident, delivery_key, since)
+
+    def _send(self, inc: Incident, key: str) -> None:
         first = self.threads.thread(self.name, inc.key)
         if first is None:
-            self._post_head(inc)
+            self._post_head(inc, key)
             return
         text, bl = blocks(inc)
         self._call(
-            "chat_postMessage", channel=first.channel, text=text, blocks=bl, thread_ts=first.ts
+            "chat_postMessage",
+            channel=first.channel,
+            text=text,
+            blocks=bl,
+            thread_ts=first.ts,
+            metadata=_metadata(inc, key),
         )
+        self._count(first, inc, key)
+
+    def _count(self, first: Thread, inc: Incident, key: str) -> None:
+        """Add a reply to the head's counts, once per delivery key, and show them."""
+        if first.counted == key:
+            return
         f = inc.followup
         added_kills = f.count if f else 1
         pids = {p for p in (f.pids if f else ()) if p}
         added_victims = len(pids) if f else 1
-        now = replace(first, kills=first.kills + added_kills, victims=first.victims + added_victims)
+        now = replace(
+            first,
+            kills=first.kills + added_kills,
+            victims=first.victims + added_victims,
+            counted=key,
+        )
         self.threads.save_thread(self.name, inc.key, now)
         self._update_head(now, inc)
 
-    def _post_head(self, inc: Incident) -> None:
-        text, bl = blocks(inc, counts_text(1, 1) if inc.kind == "oom_kill" else None)
-        data = self._call("chat_postMessage", channel=self.channel, text=text, blocks=bl)
+    def _head(self, inc: Incident) -> tuple[str, list[dict[str, Any]]]:
+        return blocks(inc, counts_text(1, 1) if inc.kind == "oom_kill" else None)
+
+    def _post_head(self, inc: Incident, key: str) -> None:
+        text, bl = self._head(inc)
+        data = self._call(
+            "chat_postMessage",
+            channel=self.channel,
+            text=text,
+            blocks=bl,
+            metadata=_metadata(inc, key),
+        )
         ts = data.get("ts")
         if not isinstance(ts, str):
             # posted, but Slack gave no ts to thread on: the next repeat starts a new message
             log.warning("slack %s: answer without ts; repeats will not be threaded", self.name)
             return
-        head = json.dumps([text, bl])
         channel = str(data.get("channel") or self.channel)
-        self.threads.save_thread(self.name, inc.key, Thread(channel, ts, 1, 1, head))
+        head = Thread(channel, ts, 1, 1, json.dumps([text, bl]))
+        self.threads.save_thread(self.name, inc.key, head)
 
     def _update_head(self, t: Thread, inc: Incident) -> None:
-        """Show the running counts on the first message; best-effort."""
+        """Show the running counts on the first message; best-effort (an update is idempotent)."""
         counts = (
             counts_text(t.kills, t.victims) if inc.kind == "oom_kill" else f"seen {t.kills} times"
         )
@@ -245,6 +312,90 @@ class SlackBotNotifier:
             self._call("chat_update", channel=t.channel, ts=t.ts, text=text, blocks=bl)
         except NotifyError as e:
             log.warning("slack %s: could not update the first message's counts: %s", self.name, e)
+
+    def _recover(self, inc: Incident, key: str, since: float) -> bool:
+        if not self.history:
+            return False
+        oldest = f"{since - LOOKBACK_S:.6f}"
+        first = self.threads.thread(self.name, inc.key)
+        try:
+            if first is not None:
+                found = self._find(
+                    "conversations_replies", key, channel=first.channel, ts=first.ts, oldest=oldest
+                )
+                if found is not None and found["ts"] != first.ts:
+                    self._count(first, inc, key)  # a reply; the head itself is no repeat
+                return found is not None
+            channel = self._channel_id()
+            if channel is None:
+                log.warning(
+                    "slack %s: cannot look up the message a crash cut off: the channel's ID "
+                    "is not known yet (configure it as an ID, like C0123ABCDEF); posting again",
+                    self.name,
+                )
+                return False
+            found = self._find("conversations_history", key, channel=channel, oldest=oldest)
+        except NotifyError as e:
+            if "missing_scope" not in str(e):
+                raise
+            self.history = False
+            log.warning(
+                "slack %s: the token lacks %s, so a message whose answer a crash cut off "
+                "cannot be looked up and may be posted twice (at least once)",
+                self.name,
+                HISTORY_SCOPES,
+            )
+            return False
+        if found is None:
+            return False
+        text, bl = self._head(inc)
+        head = Thread(channel, str(found["ts"]), 1, 1, json.dumps([text, bl]))
+        self.threads.save_thread(self.name, inc.key, head)
+        return True
+
+    def _channel_id(self) -> str | None:
+        if CHANNEL_ID.fullmatch(self.channel):
+            return self.channel
+        return self.threads.channel_id(self.name)
+
+    def _find(self, method: str, key: str, **kwargs: Any) -> dict[str, Any] | None:
+        """The message whose metadata carries `key`, in a bounded number of pages."""
+        cursor = None
+        for _ in range(LOOKUP_PAGES):
+            data = self._call(
+                method,
+                include_all_metadata=True,
+                inclusive=True,
+                limit=LOOKUP_PAGE,
+                cursor=cursor,
+                **kwargs,
+            )
+            for msg in data.get("messages") or ():
+                if _carries(msg, key):
+                    return dict(msg)
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
+    async def caveat(self) -> str | None:
+        """A line saying the token cannot read history (so crashes may repeat), or None."""
+        return await asyncio.to_thread(self._probe_history)
+
+    def _probe_history(self) -> str | None:
+        channel = self._channel_id()
+        if channel is None:
+            return None
+        try:
+            self._call("conversations_history", channel=channel, limit=1)
+        except NotifyError as e:
+            if "missing_scope" in str(e):
+                return (
+                    f"the token lacks {HISTORY_SCOPES}: after a crash mid-post a message "
+                    "may be posted twice"
+                )
+            raise
+        return None
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         from slack_sdk.errors import SlackApiError, SlackClientError
@@ -346,6 +497,9 @@ class _MemoryThreads:
 
     def save_thread(self, receiver: str, key: str, thread: Thread) -> None:
         self.seen[(receiver, key)] = thread
+
+    def channel_id(self, receiver: str) -> str | None:
+        return next((t.channel for (r, _), t in self.seen.items() if r == receiver), None)
 
 
 def _build(name: str, c: SlackConfig, ctx: Context) -> SlackBotNotifier | SlackWebhookNotifier:

@@ -184,18 +184,27 @@ class Store(Outbox):
 
         with self.lock:
             row = self.db.execute(
-                "SELECT channel, ts, count, victims, head FROM threads "
+                "SELECT channel, ts, count, victims, head, counted FROM threads "
                 "WHERE receiver = ? AND key = ?",
                 (receiver, key),
             ).fetchone()
-        return Thread(row[0], row[1], int(row[2]), int(row[3]), row[4]) if row else None
+        return Thread(row[0], row[1], int(row[2]), int(row[3]), row[4], row[5]) if row else None
+
+    def channel_id(self, receiver: str) -> str | None:
+        """The channel ID Slack gave for an earlier message of `receiver`, if any."""
+        with self.lock:
+            row = self.db.execute(
+                "SELECT channel FROM threads WHERE receiver = ? LIMIT 1", (receiver,)
+            ).fetchone()
+        return str(row[0]) if row else None
 
     def save_thread(self, receiver: str, key: str, thread: Thread) -> None:
         """Record the first message of `key`, or its new counts."""
         with self.lock:
             self.db.execute(
-                "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (receiver, key) DO "
-                "UPDATE SET count = excluded.count, victims = excluded.victims",
+                "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (receiver, key) "
+                "DO UPDATE SET count = excluded.count, victims = excluded.victims, "
+                "counted = excluded.counted",
                 (
                     receiver,
                     key,
@@ -204,5 +213,6 @@ class Store(Outbox):
                     thread.kills,
                     thread.victims,
                     thread.head,
+                    thread.counted,
                 ),
             )

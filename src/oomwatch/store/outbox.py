@@ -37,7 +37,7 @@ class Outbox:
         # `where` is one of this module's fixed clauses; values go in as parameters
         sql = SELECT_DELIVERIES + where + " ORDER BY o.id LIMIT ?"
         rows = self.db.execute(sql, (*args, limit)).fetchall()
-        return [Delivery(r[0], r[1], r[2], r[3], incident_from_row(r[4:])) for r in rows]
+        return [Delivery(r[0], r[1], r[2], r[3], incident_from_row(r[5:]), r[4]) for r in rows]
 
     def next_due(self, receiver: str) -> float | None:
         """When a receiver's next pending delivery or follow-up is due."""
@@ -89,25 +89,37 @@ class Outbox:
             ).fetchone()
         return int(row[0])
 
+    def inflight(self, delivery_ids: Iterable[int], at: float) -> None:
+        """An attempt of these deliveries begins: a crash before its outcome leaves the mark."""
+        self.db.executemany(
+            "UPDATE outbox SET inflight_at = ? WHERE id = ?", [(at, i) for i in delivery_ids]
+        )
+
     def sent(self, delivery_id: int) -> None:
         """A delivery succeeded."""
         self.db.execute(
-            "UPDATE outbox SET state = 'sent', attempts = attempts + 1, done_at = ? WHERE id = ?",
+            "UPDATE outbox SET state = 'sent', attempts = attempts + 1, done_at = ?, "
+            "inflight_at = NULL WHERE id = ?",
             (time.time(), delivery_id),
         )
 
-    def retry(self, delivery_id: int, next_at: float, error: str) -> None:
-        """A delivery failed in a way a retry can fix; try again at `next_at`."""
+    def retry(self, delivery_id: int, next_at: float, error: str, *, unknown: bool = False) -> None:
+        """A delivery failed in a way a retry can fix; try again at `next_at`.
+
+        `unknown`: the receiver may have taken it (a timeout, a cut connection), so
+        the in-flight mark stays and the next attempt looks first.
+        """
         self.db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?",
-            (next_at, error, delivery_id),
+            "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ?, "
+            "inflight_at = CASE WHEN ? THEN inflight_at END WHERE id = ?",
+            (next_at, error, unknown, delivery_id),
         )
 
     def give_up(self, delivery_id: int, state: str, error: str) -> None:
         """A delivery failed for good (`failed`) or grew too old (`dropped`)."""
         self.db.execute(
-            "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?, done_at = ? "
-            "WHERE id = ?",
+            "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?, done_at = ?, "
+            "inflight_at = NULL WHERE id = ?",
             (state, error, time.time(), delivery_id),
         )
 
@@ -177,7 +189,7 @@ class Outbox:
         Only the last incident's body is read: a storm folds thousands of kills.
         """
         rows = self.db.execute(
-            "SELECT o.id, o.attempts, i.id, i.pid, i.unplaced FROM outbox o "
+            "SELECT o.id, o.attempts, i.id, i.pid, i.unplaced, o.inflight_at FROM outbox o "
             "JOIN incidents i ON i.id = o.incident_id WHERE o.state = 'folded' AND "
             "o.receiver = ? AND COALESCE(o.group_key, i.key) = ? ORDER BY o.id",
             (receiver, key),
@@ -186,6 +198,7 @@ class Outbox:
             return None
         # the body told of is the last one whose cgroup the kernel printed
         placed = [r for r in rows if not r[4]]
+        flying = [r for r in rows if r[5] is not None]
         (last,) = self._deliveries("o.id = ?", ((placed or rows)[-1][0],), 1)
         return Folded(
             ids=[r[0] for r in rows],
@@ -194,12 +207,17 @@ class Outbox:
             pids=[int(r[3]) for r in rows if r[3] is not None],
             last=last.incident,
             unplaced=len(rows) - len(placed),
+            inflight=[r[0] for r in flying],
+            inflight_incident_ids=[r[2] for r in flying],
+            inflight_pids=[int(r[3]) for r in flying if r[3] is not None],
+            inflight_at=max((r[5] for r in flying), default=None),
         )
 
     def followed(self, ids: list[int]) -> None:
         """These folded repeats went out in a follow-up."""
         self.db.executemany(
-            "UPDATE outbox SET state = 'followed' WHERE id = ?", [(i,) for i in ids]
+            "UPDATE outbox SET state = 'followed', inflight_at = NULL WHERE id = ?",
+            [(i,) for i in ids],
         )
 
     def postpone_followup(self, receiver: str, key: str, at: float | None) -> None:

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oomwatch.model import Incident
@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     group_key TEXT,
     done_at REAL,
+    inflight_at REAL,
     UNIQUE (incident_id, receiver)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
@@ -69,6 +70,7 @@ CREATE TABLE IF NOT EXISTS threads (
     count INTEGER NOT NULL,
     victims INTEGER NOT NULL DEFAULT 1,
     head TEXT NOT NULL DEFAULT '["", []]',
+    counted TEXT,
     PRIMARY KEY (receiver, key)
 );
 """
@@ -79,8 +81,8 @@ INCIDENT_COLUMNS = (
     "i.id, i.key, i.kind, i.category, i.status, i.severity, i.title, i.detected_at, i.drill, i.body"
 )
 SELECT_DELIVERIES = (
-    "SELECT o.id, o.receiver, o.attempts, o.created, i.id, i.key, i.kind, i.category, "
-    "i.status, i.severity, i.title, i.detected_at, i.drill, i.body "
+    "SELECT o.id, o.receiver, o.attempts, o.created, o.inflight_at, i.id, i.key, i.kind, "
+    "i.category, i.status, i.severity, i.title, i.detected_at, i.drill, i.body "
     "FROM outbox o JOIN incidents i ON i.id = o.incident_id WHERE "
 )
 SELECT_INCIDENTS = (
@@ -98,6 +100,8 @@ MIGRATIONS = (
     ("threads", "victims", "INTEGER NOT NULL DEFAULT 1"),
     ("threads", "head", "TEXT NOT NULL DEFAULT '[\"\", []]'"),
     ("outbox", "done_at", "REAL"),
+    ("outbox", "inflight_at", "REAL"),
+    ("threads", "counted", "TEXT"),
 )
 
 
@@ -139,6 +143,11 @@ class Folded:
     pids: list[int]
     last: Incident
     unplaced: int = 0  # kills whose cgroup the kernel did not print (rate-limited reports)
+    # rows of a follow-up whose attempt a crash cut off, and when it began
+    inflight: list[int] = field(default_factory=list)
+    inflight_incident_ids: list[str] = field(default_factory=list)
+    inflight_pids: list[int] = field(default_factory=list)
+    inflight_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +159,7 @@ class Delivery:
     attempts: int
     created: float
     incident: Incident
+    inflight_at: float | None = None  # an attempt began then and its outcome was never recorded
 
 
 def read_deliveries(db: sqlite3.Connection, incident_id: str) -> list[dict[str, Any]]:
