@@ -135,8 +135,22 @@ class KubeAPI:
                         },
                     )
                     return
-                body["metadata"]["name"] = body["metadata"]["generateName"] + "abcde"
-                body["metadata"]["namespace"] = parts[4]
+                meta = body["metadata"]
+                meta.setdefault("name", meta.get("generateName", "") + "abcde")
+                meta["namespace"] = parts[4]
+                if any(c["metadata"]["name"] == meta["name"] for c in api.created):
+                    self._json(
+                        409,
+                        {
+                            "kind": "Status",
+                            "apiVersion": "v1",
+                            "status": "Failure",
+                            "message": f'events "{meta["name"]}" already exists',
+                            "reason": "AlreadyExists",
+                            "code": 409,
+                        },
+                    )
+                    return
                 api.created.append(body)
                 self._json(201, body)
 

@@ -62,12 +62,15 @@ class Recorder:
                     status, headers, reply = recorder.responder(got)
                 else:
                     status, headers, reply = 200, {}, b"ok"
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client was killed before the answer: what a crash test does
 
             def do_GET(self) -> None:
                 self.do_POST()

@@ -15,7 +15,7 @@ from oomwatch.delivery.grouping import followup
 from oomwatch.metrics import Metrics
 from oomwatch.notify.slack import SlackBotNotifier
 from oomwatch.store import Store
-from oomwatch.testing import make_incident
+from oomwatch.testing import RecordingNotifier, make_incident
 from tests.servers import Recorder, SlackLike
 
 TOKEN = "xoxb-1-SECRET"
@@ -230,3 +230,45 @@ def test_crash_after_the_answer_finds_the_head_it_saved(
     head = store.thread("s", "a" * 20)
     assert head is not None
     assert (head.kills, head.victims) == (1, 1)  # the head is not counted as its own reply
+
+
+def test_a_cut_followup_to_a_webhook_goes_again_as_it_was(tmp_path: Path) -> None:
+    """No lookup: the same key and the same kills; kills folded later go in the next one."""
+    store = Store(tmp_path / "db")
+    hook = RecordingNotifier("w")
+    d = Dispatcher(store, {"w": hook}, Metrics(), policies={"w": Policy(group_interval=60.0)})
+    store.record([make_incident(1, key="a" * 20)], ["w"])
+    asyncio.run(d.deliver_due())
+    store.record([make_incident(p, key="a" * 20) for p in (2, 3)], ["w"])
+    asyncio.run(d.deliver_due())
+    folded = store.folded("w", "a" * 20)
+    assert folded is not None
+    store.inflight(folded.ids, time.time())  # the follow-up of 2 and 3 was being sent: crash
+    store.record([make_incident(4, key="a" * 20)], ["w"])
+    d = Dispatcher(store, {"w": hook}, Metrics(), policies={"w": Policy(group_interval=60.0)})
+    asyncio.run(d.deliver_due())  # 4 is folded
+    store.db.execute("UPDATE groups SET followup_at = 0")
+    asyncio.run(d.deliver_due())
+    again = hook.sent[-1]
+    assert hook.keys[-1] == "followup:w:kill:2/w"
+    assert again.followup is not None
+    assert again.followup.incidents == ("kill:2", "kill:3")  # not 4: it was not in that one
+    store.db.execute("UPDATE groups SET followup_at = 0")
+    asyncio.run(d.deliver_due())
+    assert hook.keys[-1] == "followup:w:kill:4/w"
+    states = dict(store.db.execute("SELECT incident_id, state FROM outbox").fetchall())
+    assert set(states.values()) == {"sent", "followed"}
+
+
+def test_a_cut_delivery_is_never_folded_into_a_later_followup(tmp_path: Path) -> None:
+    """Chosen to be sent before the crash: after it, sent under its own key, not folded."""
+    store = Store(tmp_path / "db")
+    hook = RecordingNotifier("w")
+    d = Dispatcher(store, {"w": hook}, Metrics(), policies={"w": Policy(group_interval=60.0)})
+    store.record([make_incident(1, key="a" * 20)], ["w"])
+    asyncio.run(d.deliver_due())
+    store.record([make_incident(2, key="a" * 20)], ["w"])
+    ((dl_id, _),) = pending(store)
+    store.inflight([dl_id], time.time())  # the agent had chosen to send 2 when it died
+    asyncio.run(d.deliver_due())
+    assert hook.keys == ["kill:1/w", "kill:2/w"]

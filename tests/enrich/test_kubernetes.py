@@ -153,13 +153,13 @@ def kill_incident(k8s: bool, followup: int = 0) -> Incident:
     return inc
 
 
-def send_event(api: KubeAPI, inc: Incident) -> None:
-    """One delivery to the Events receiver."""
+def send_event(api: KubeAPI, inc: Incident, key: str | None = None) -> None:
+    """One delivery to the Events receiver (its key: the incident's id unless given)."""
     n = KubernetesEventsNotifier("events", "node-1", api_url=api.url)
 
     async def go() -> None:
         try:
-            await n.send(inc, "x")
+            await n.send(inc, key or f"{inc.id}/events")
         finally:
             await n.aclose()
 
@@ -184,12 +184,24 @@ def test_event_on_the_pod(api: KubeAPI) -> None:
 def test_event_on_the_node_and_storms_as_counts(api: KubeAPI) -> None:
     """Without a pod the event goes on the node; a follow-up is one event with a count."""
     send_event(api, kill_incident(k8s=False))
-    send_event(api, kill_incident(k8s=False, followup=40))
+    send_event(api, kill_incident(k8s=False, followup=40), "followup:events:kill:1/events")
     first, storm = api.created
     assert api.requests[-1] == "/api/v1/namespaces/default/events"
     assert first["involvedObject"] == {"kind": "Node", "name": "node-1", "uid": "node-1"}
     assert storm["count"] == 40
     assert "40 more OOM kills" in storm["message"]
+
+
+def test_a_repeated_delivery_makes_no_second_event(api: KubeAPI) -> None:
+    """The name comes from the delivery key: a repeat after a crash is AlreadyExists, sent."""
+    inc = kill_incident(k8s=True)
+    send_event(api, inc, "kill:1/events")
+    send_event(api, inc, "kill:1/events")  # raises nothing: it was delivered
+    send_event(api, inc, "kill:2/events")
+    first, other = api.created
+    assert first["metadata"]["name"].startswith("api-7f9c5d-x2k.oomwatch.")
+    assert first["metadata"]["name"] != other["metadata"]["name"]
+    assert len(first["metadata"]["name"]) == len("api-7f9c5d-x2k.oomwatch.") + 16
 
 
 def test_forbidden_event_is_not_retried(api: KubeAPI) -> None:

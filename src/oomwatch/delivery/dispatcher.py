@@ -84,18 +84,22 @@ class Lane:
         if notifier is None:
             store.give_up(dl.id, "failed", "receiver no longer configured")
             return True
-        if self._folded(dl, now):
+        inc = dl.incident
+        if dl.inflight_at is not None:
+            # the agent before a crash chose to send this one: look, then send it as it
+            # was (never fold it now, or its kill would be told again under a new key)
+            if isinstance(notifier, Recovers) and await self._arrived(
+                notifier, inc, dl.inflight_at
+            ):
+                self._sent(dl)
+                return True
+        elif self._folded(dl, now):
             return True
         wait = self.pace.wait_until(now)
         if wait is not None:
             store.defer(dl.id, wait)
             return False
-        inc = dl.incident
-        if isinstance(notifier, Recovers):
-            if dl.inflight_at is not None and await self._arrived(notifier, inc, dl.inflight_at):
-                self._sent(dl)
-                return True
-            store.inflight([dl.id], now)
+        store.inflight([dl.id], now)
         out = await attempt(notifier, inc, self.receiver, self.d.bug_log)
         if out.sent:
             self.d.busy = True
@@ -187,23 +191,31 @@ class Lane:
             store.postpone_followup(r, key, wait)
             return False
         p = self.d.policy(r)
-        recovers = isinstance(notifier, Recovers)
+        since = folded.inflight_at
+        cut = since is not None
         if (
-            isinstance(notifier, Recovers)
-            and folded.inflight_at is not None
-            and await self._followed(notifier, folded, folded.inflight_at, key)
+            since is not None
+            and isinstance(notifier, Recovers)
+            and await self._arrived(notifier, self._cut_followup(folded, key), since)
         ):
+            self._followed(folded, folded.inflight, key, sent=True)
             return True
-        inc = followup(
-            folded.last,
-            folded.pids,
-            folded.incident_ids,
-            r,
-            p.group_interval,
-            key=key,
-            unplaced_count=folded.unplaced,
+        # the follow-up a crash cut off goes again as it was, with its key and its kills
+        # alone: a receiver that drops a repeat by its key then loses none of the later ones
+        inc = (
+            self._cut_followup(folded, key)
+            if cut
+            else followup(
+                folded.last,
+                folded.pids,
+                folded.incident_ids,
+                r,
+                p.group_interval,
+                key=key,
+                unplaced_count=folded.unplaced,
+            )
         )
-        ids = folded.ids
+        ids = folded.inflight if cut else folded.ids
 
         def retry(at: float, err: str, unknown: bool) -> None:
             store.postpone_followup(r, key, at)
@@ -214,39 +226,37 @@ class Lane:
         def fail(err: str) -> None:
             for i in ids:
                 store.give_up(i, "failed", err)
-            store.group_sent(r, key, self.d.clock(), inc.status, inc.severity)
+            self._followed(folded, ids, key, sent=False)
 
-        if recovers:
-            store.inflight(ids, self.d.clock())
+        store.inflight(ids, self.d.clock())
         out = await attempt(notifier, inc, r, self.d.bug_log)
         if out.sent:
             self.d.metrics.deliveries.labels(r, "sent").inc()
-            store.followed(ids)
-            store.group_sent(r, key, self.d.clock(), inc.status, inc.severity)
+            self._followed(folded, ids, key, sent=True)
         else:
             self._failed(out, folded.attempts, retry, fail, inc.id)
         return True
 
-    async def _followed(self, notifier: Recovers, folded: Folded, since: float, key: str) -> bool:
-        """Whether the follow-up a crash cut off arrived; then its repeats are done."""
-        store, r, p = self.d.store, self.receiver, self.d.policy(self.receiver)
-        sent = followup(
+    def _cut_followup(self, folded: Folded, key: str) -> Incident:
+        """The follow-up whose attempt a crash cut off: the repeats marked in flight."""
+        return followup(
             folded.last,
             folded.inflight_pids,
             folded.inflight_incident_ids,
-            r,
-            p.group_interval,
+            self.receiver,
+            self.d.policy(self.receiver).group_interval,
             key=key,
         )
-        if not await self._arrived(notifier, sent, since):
-            return False
-        store.followed(folded.inflight)
+
+    def _followed(self, folded: Folded, ids: list[int], key: str, *, sent: bool) -> None:
+        """These repeats went out (or failed for good); the others wait for the next one."""
+        store, r, p = self.d.store, self.receiver, self.d.policy(self.receiver)
         now = self.d.clock()
-        store.group_sent(r, key, now, sent.status, sent.severity)
-        if len(folded.ids) > len(folded.inflight):
-            # repeats folded after that attempt began go out in the next follow-up
+        if sent:
+            store.followed(ids)
+        store.group_sent(r, key, now, folded.last.status, folded.last.severity)
+        if len(folded.ids) > len(ids):
             store.postpone_followup(r, key, now + p.group_interval)
-        return True
 
     def _failed(
         self,

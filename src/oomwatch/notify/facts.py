@@ -93,3 +93,14 @@ def plain_text(inc: Incident) -> str:
 
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+MAX_PIDS = 100
+
+
+def pids(inc: Incident) -> list[int]:
+    """The killed processes a message tells of (a follow-up's, bounded), for machines."""
+    if inc.followup is not None:
+        return [int(p) for p in inc.followup.pids[:MAX_PIDS] if p]
+    v = inc.victim
+    return [v.pid] if v is not None and v.pid else []

@@ -3,11 +3,15 @@
 `kubectl describe pod` then shows kills that Kubernetes itself never reports (any
 process but a container's PID 1). Storms are folded upstream (one event, then one
 follow-up whose `count` says how many), so they do not become event storms.
+
+Each Event's name is derived from its delivery key: a repeat after a crash is
+refused by the API as AlreadyExists (409), which means it was delivered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 from oomwatch.errors import FailureReason, NotifyError
@@ -20,9 +24,12 @@ if TYPE_CHECKING:
     from oomwatch.settings import Settings
 
 MAX_MESSAGE = 1024  # the API accepts more; kubectl shows one line
+MAX_NAME = 253  # an object name is a DNS subdomain
 
 
-def event(inc: Incident, node: str, now: dt.datetime) -> tuple[str, dict[str, Any]] | None:
+def event(
+    inc: Incident, node: str, now: dt.datetime, delivery_key: str = ""
+) -> tuple[str, dict[str, Any]] | None:
     """(namespace, Event object) for a kill; None for other incidents."""
     k = inc.kill
     if k is None:
@@ -52,7 +59,7 @@ def event(inc: Incident, node: str, now: dt.datetime) -> tuple[str, dict[str, An
     obj = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{target['name']}.oomwatch.", "namespace": namespace},
+        "metadata": {"name": _name(target["name"], delivery_key), "namespace": namespace},
         "involvedObject": target,
         "reason": "OOMKilling",
         "type": "Warning",
@@ -63,6 +70,13 @@ def event(inc: Incident, node: str, now: dt.datetime) -> tuple[str, dict[str, An
         "lastTimestamp": stamp,
     }
     return namespace, obj
+
+
+def _name(on: str, delivery_key: str) -> str:
+    """`<object>.oomwatch.<16 hex of the delivery key>`: the same for a repeat of a delivery."""
+    digest = hashlib.sha256(delivery_key.encode()).hexdigest()[:16]
+    suffix = f".oomwatch.{digest}"
+    return on[: MAX_NAME - len(suffix)].rstrip(".-") + suffix
 
 
 class KubernetesEventsNotifier:
@@ -81,9 +95,9 @@ class KubernetesEventsNotifier:
             self._client = async_client(self.api_url)
         return self._client
 
-    async def send(self, incident: Incident, _delivery_key: str) -> None:
-        """Create one Event; RBAC and validation errors are not retried."""
-        made = event(incident, self.node, dt.datetime.now(dt.UTC))
+    async def send(self, incident: Incident, delivery_key: str) -> None:
+        """Create one Event; RBAC and validation errors are not retried; a repeat is a no-op."""
+        made = event(incident, self.node, dt.datetime.now(dt.UTC), delivery_key)
         if made is None:
             return
         namespace, obj = made
@@ -95,6 +109,8 @@ class KubernetesEventsNotifier:
         try:
             await self._api().create(Event.from_dict(obj), namespace=namespace)
         except ApiError as e:
+            if e.status.code == 409:
+                return  # AlreadyExists: this delivery's Event was made before a crash
             err = status_error(
                 e.status.code or 500, "kubernetes events", body=str(e.status.reason or "")
             )

@@ -24,7 +24,7 @@ from oomwatch.notify.common import (
     need,
     read_secret,
 )
-from oomwatch.notify.facts import details, facts, truncate
+from oomwatch.notify.facts import details, facts, pids, truncate
 from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
 
@@ -58,6 +58,7 @@ def event(inc: Incident, routing_key: str) -> dict[str, object]:
                 "why": why,
                 "what_to_do": advice,
                 "incident_id": inc.id,
+                "pids": pids(inc),
             },
         },
     }

@@ -41,7 +41,7 @@ from oomwatch.notify.common import (
     need,
     read_secret,
 )
-from oomwatch.notify.facts import details, facts, truncate
+from oomwatch.notify.facts import details, facts, pids, truncate
 from oomwatch.notify.http import header, parse_retry_after, status_error, transport_words
 from oomwatch.render.escape import slack_escape
 
@@ -200,7 +200,7 @@ def _metadata(inc: Incident, key: str) -> dict[str, Any]:
     """Slack message metadata naming the delivery, so a lookup after a crash can find it."""
     return {
         "event_type": EVENT_TYPE,
-        "event_payload": {"delivery_key": key, "incident_key": inc.key},
+        "event_payload": {"delivery_key": key, "incident_key": inc.key, "pids": pids(inc)},
     }
 
 
