@@ -166,7 +166,7 @@ def _pd_tally(pd: Recorder) -> Tally:
     return t
 
 
-def run(kills: int, crashes: int, seed: int) -> Run:
+def run(kills: int, crashes: int, seed: int, keep: Path | None = None) -> Run:
     """Storm, crash, restart; then tally what each receiver got."""
     rng = random.Random(seed)
     busy = Open()
@@ -216,6 +216,11 @@ def run(kills: int, crashes: int, seed: int) -> Run:
             expected = {int(x) for x in out.split()}
             agent.settled(timeout_s=120)
             agent.stop()
+            if keep is not None:
+                import shutil
+
+                shutil.copytree(state, keep, dirs_exist_ok=True)
+                (keep / "slack.json").write_text(json.dumps(api.posts()))
     finally:
         for s in (slack, hook, pd):
             s.stop()
@@ -277,9 +282,10 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=120)
     ap.add_argument("--crashes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--keep", type=Path, help="copy the state and what Slack got here")
     args = ap.parse_args()
     print(f"seed {args.seed}")
-    r = run(args.kills, args.crashes, args.seed)
+    r = run(args.kills, args.crashes, args.seed, args.keep)
     print(report(r))
     print(json.dumps({"kills": r.kills, "tallies": r.tallies}, sort_keys=True))
 

@@ -51,6 +51,8 @@ class Recorder:
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
+                if len(body) < n:
+                    return  # the client died mid-request: a server never sees it as one
                 got = Received(self.path, dict(self.headers), body, time.monotonic())
                 with recorder.lock:
                     recorder.received.append(got)

@@ -1,3 +1,3 @@
-"""oomwatch: tells you, at once and exactly once, when Linux kills a process for lack of memory."""
+"""oomwatch: tells you, at once and once in effect, when Linux OOM-kills a process, and why."""
 
 __version__ = "0.1.0"
