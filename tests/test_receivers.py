@@ -47,6 +47,8 @@ def api() -> Iterator[Recorder]:
         path = getattr(req, "path", "")
         if "chat.postMessage" in path:
             return 200, {}, b'{"ok": true, "channel": "C1", "ts": "1.2"}'
+        if "conversations.history" in path:
+            return 200, {}, b'{"ok": true, "messages": [], "has_more": false}'
         return 202, {}, b'{"status": "success"}'
 
     r.responder = answer
@@ -146,7 +148,8 @@ def test_test_notify_reports_each_receiver(tmp_path: Path, api: Recorder) -> Non
     assert [line.split(": ")[0] for line in lines] == ["team-slack", "pd", "archive"]
     assert all(re.fullmatch(r"[\w-]+: sent in \d+ ms", line) for line in lines), lines
     posted = {r.path for r in api.received}
-    assert posted == {"/api/chat.postMessage", "/v2/enqueue"}
+    # test-notify also asks whether the token may read the channel's history
+    assert posted == {"/api/chat.postMessage", "/api/conversations.history", "/v2/enqueue"}
     line = json.loads((tmp_path / "out.jsonl").read_text())
     assert line["incident"]["victim"]["comm"] == "stress-ng-vm"
     api.responder = None

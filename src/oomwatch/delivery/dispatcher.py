@@ -200,8 +200,6 @@ class Lane:
         ):
             self._followed(folded, folded.inflight, key, sent=True)
             return True
-        # the follow-up a crash cut off goes again as it was, with its key and its kills
-        # alone: a receiver that drops a repeat by its key then loses none of the later ones
         inc = (
             self._cut_followup(folded, key)
             if cut
@@ -238,7 +236,11 @@ class Lane:
         return True
 
     def _cut_followup(self, folded: Folded, key: str) -> Incident:
-        """The follow-up whose attempt a crash cut off: the repeats marked in flight."""
+        """The follow-up whose attempt a crash cut off: its key, and the repeats it carried.
+
+        It goes again as it was, so a receiver that drops a repeat by its key loses
+        none of the repeats folded after it (they go in the next follow-up).
+        """
         return followup(
             folded.last,
             folded.inflight_pids,

@@ -30,7 +30,6 @@ from pydantic import model_validator
 
 from oomwatch.errors import FailureReason, NotifyError
 from oomwatch.model import Incident
-from oomwatch.notify import redact_url
 from oomwatch.notify.common import (
     Context,
     HttpUrl,
@@ -41,21 +40,18 @@ from oomwatch.notify.common import (
     need,
     read_secret,
 )
-from oomwatch.notify.facts import details, facts, pids, truncate
+from oomwatch.notify.facts import pids
 from oomwatch.notify.http import header, parse_retry_after, status_error, transport_words
-from oomwatch.render.escape import slack_escape
+from oomwatch.notify.slack_blocks import blocks, counts_text, headline
+from oomwatch.notify.slack_webhook import SlackWebhookNotifier
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
 
+__all__ = ["SlackBotNotifier", "SlackWebhookNotifier", "blocks", "counts_text", "headline"]
+
 log = logging.getLogger("oomwatch.notify.slack")
 
-MAX_TEXT = 3000
-MAX_SECTION = 3000
-MAX_FIELD = 2000
-MAX_FIELDS = 10
-MAX_HEADER = 150
-MAX_BLOCKS = 50
 RETRYABLE_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
@@ -95,77 +91,6 @@ class ThreadStore(Protocol):
     def channel_id(self, receiver: str) -> str | None:
         """The channel ID Slack gave for an earlier message of `receiver`, if any."""
         ...
-
-
-def headline(inc: Incident) -> str:
-    """`OOM kill: api in shop/api-7f9c… on node-3` (plain text, for the header)."""
-    prefix = "[drill] " if inc.drill else ""
-    if inc.status == "resolved":
-        return f"{prefix}Resolved on {inc.host}: {inc.title}"
-    k = inc.kill
-    if k is not None:
-        where = k.pod.where if k.pod else k.where
-        place = "" if where == "the host" else f" in {where}"
-        return f"{prefix}OOM kill: {k.kill.victim.comm}{place} on {inc.host}"
-    label = {"condition": "Memory condition"}.get(inc.category) or _event_label(inc.kind)
-    return f"{prefix}{label} on {inc.host}"
-
-
-def _event_label(kind: str) -> str:
-    return {
-        "log_gap": "Kernel log overrun",
-        "unseen_kills": "OOM kills not in the log",
-        "kills_before_start": "OOM kills before oomwatch started",
-    }.get(kind, "oomwatch")
-
-
-def blocks(inc: Incident, counts: str | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, Block Kit blocks) for an incident; `counts` goes in the context line."""
-    from slack_sdk.models.blocks import (
-        ContextBlock,
-        HeaderBlock,
-        MarkdownTextObject,
-        SectionBlock,
-    )
-
-    head = headline(inc)
-    title = slack_escape(inc.title)
-    text = truncate(f"{slack_escape(head)}: {title}", MAX_TEXT)
-    # plain text shows `<` and `>` as they are; look-alikes keep a name from reading as markup
-    plain = head.replace("<", "\u2039").replace(">", "\u203a").replace("&", "+")
-    out: list[Any] = [
-        HeaderBlock(text=truncate(plain, MAX_HEADER)),
-        SectionBlock(text=MarkdownTextObject(text=truncate(title, MAX_SECTION))),
-    ]
-    fields = [
-        MarkdownTextObject(text=truncate(f"*{k}*\n{slack_escape(v)}", MAX_FIELD))
-        for k, v in facts(inc)
-    ][:MAX_FIELDS]
-    if fields:
-        out.append(SectionBlock(fields=fields))
-    why, advice = details(inc)
-    if why:
-        out.append(
-            SectionBlock(text=MarkdownTextObject(text=truncate(slack_escape(why), MAX_SECTION)))
-        )
-    if advice:
-        todo = "\n".join(f"• {slack_escape(a)}" for a in advice)
-        out.append(
-            SectionBlock(
-                text=MarkdownTextObject(text=truncate(f"*What to do*\n{todo}", MAX_SECTION))
-            )
-        )
-    context = f"key `{inc.key}`" + (f" · {counts}" if counts else "")
-    out.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
-    return text, [b.to_dict() for b in out[:MAX_BLOCKS]]
-
-
-def counts_text(kills: int, victims: int) -> str:
-    """`3 OOM kills of 3 processes so far`."""
-    return (
-        f"{kills} OOM kill{'s' if kills != 1 else ''} of {victims} "
-        f"process{'es' if victims != 1 else ''} so far"
-    )
 
 
 def slack_error(method: str, status: int, error: str | None, headers: Any) -> NotifyError:
@@ -421,48 +346,6 @@ class SlackBotNotifier:
 
     async def aclose(self) -> None:
         """Nothing to release (urllib connections are per call)."""
-
-
-class SlackWebhookNotifier:
-    """An incoming webhook: one message per delivery, no threads."""
-
-    def __init__(self, name: str, url: str) -> None:
-        from slack_sdk.webhook import WebhookClient
-
-        self.name = name
-        self.url = url
-        self.client = WebhookClient(url, timeout=10, retry_handlers=[])
-
-    async def send(self, incident: Incident, _delivery_key: str) -> None:
-        """POST the message."""
-        await asyncio.to_thread(self._send, incident)
-
-    def _send(self, inc: Incident) -> None:
-        text, bl = blocks(inc)
-        what = f"slack webhook {redact_url(self.url)}"
-        try:
-            resp = self.client.send(text=text, blocks=bl)
-        except TimeoutError:
-            raise NotifyError(
-                f"{what}: timed out", retryable=True, reason=FailureReason.TIMEOUT
-            ) from None
-        except OSError as e:
-            raise NotifyError(
-                f"{what}: {transport_words(e, self.url)}",
-                retryable=True,
-                reason=FailureReason.CONNECTION,
-            ) from None
-        err = status_error(
-            resp.status_code,
-            what,
-            body=str(resp.body),
-            retry_after=header(resp.headers or {}, "Retry-After"),
-        )
-        if err is not None:
-            raise err
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
 
 
 class SlackConfig(StrictModel):
