@@ -37,31 +37,8 @@ sys.path.insert(0, str(ROOT))
 from tests.agentproc import AgentProcess  # noqa: E402
 from tests.servers import Received, Recorder, SlackLike  # noqa: E402
 
+from bench.storm import STORM  # noqa: E402
 from oomwatch.drill.memcg import MIB, memory_cgroup  # noqa: E402
-
-# Forks workers one after another inside the cgroup, `gap` seconds apart; each raises
-# its own oom_score_adj so the kernel picks it, touches memory until it is killed, and
-# the parent prints the pid of each worker the kernel killed.
-STORM = r"""
-import ctypes, os, sys, time
-procs, n, gap = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-with open(procs, "w") as f:
-    f.write(str(os.getpid()))
-libc = ctypes.CDLL(None)
-for _ in range(n):
-    pid = os.fork()
-    if pid == 0:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write("1000")
-        libc.prctl(15, b"crash-worker", 0, 0, 0)
-        chunks = []
-        while True:
-            chunks.append(b"x" * (1 << 20))
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9:
-        print(pid, flush=True)
-    time.sleep(gap)
-"""
 
 
 class Open:
@@ -200,7 +177,15 @@ def run(kills: int, crashes: int, seed: int, keep: Path | None = None) -> Run:
             name = f"oomwatch-crash-{uuid.uuid4().hex[:8]}"
             with memory_cgroup(name, 32 * MIB) as cg:
                 storm = subprocess.Popen(
-                    [sys.executable, "-c", STORM, str(cg / "cgroup.procs"), str(kills), str(gap)],
+                    [
+                        sys.executable,
+                        "-c",
+                        STORM,
+                        str(cg / "cgroup.procs"),
+                        str(kills),
+                        str(gap),
+                        "crash-worker",
+                    ],
                     stdout=subprocess.PIPE,
                     text=True,
                 )

@@ -36,27 +36,29 @@ from tests.servers import Received, Recorder  # noqa: E402
 from bench.agent import kmsg_clock_offset  # noqa: E402
 from oomwatch.drill.memcg import MIB, memory_cgroup  # noqa: E402
 
-# Forks workers one after another inside the cgroup; each raises its own oom_score_adj so
-# the kernel picks it, not the parent, and touches memory until it is killed.
+# Forks workers one after another inside the cgroup, `gap` seconds apart; each raises
+# its own oom_score_adj so the kernel picks it, not the parent, and touches memory until
+# it is killed. The parent prints the pid of each worker the kernel killed.
 STORM = r"""
-import ctypes, os, sys
-procs, n = sys.argv[1], int(sys.argv[2])
+import ctypes, os, sys, time
+procs, n, gap, name = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 with open(procs, "w") as f:
     f.write(str(os.getpid()))
 libc = ctypes.CDLL(None)
-killed = 0
 for _ in range(n):
     pid = os.fork()
     if pid == 0:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
-        libc.prctl(15, b"storm-worker", 0, 0, 0)
+        libc.prctl(15, name.encode(), 0, 0, 0)
         chunks = []
         while True:
             chunks.append(b"x" * (1 << 20))
     _, status = os.waitpid(pid, 0)
-    killed += os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
-print(killed)
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9:
+        print(pid, flush=True)
+    if gap:
+        time.sleep(gap)
 """
 
 
@@ -108,13 +110,21 @@ def main() -> None:
             import subprocess
 
             done = subprocess.run(
-                [sys.executable, "-c", STORM, str(cg / "cgroup.procs"), str(args.kills)],
+                [
+                    sys.executable,
+                    "-c",
+                    STORM,
+                    str(cg / "cgroup.procs"),
+                    str(args.kills),
+                    "0",
+                    "storm-worker",
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
             )
         storm_s = time.monotonic() - started
-        killed = int(done.stdout.strip())
+        killed = len(done.stdout.split())
         time.sleep(args.group_interval + 8)  # the follow-ups, and two reconciliation samples
         peak = proc.memory_info().rss
         agent.stop()
