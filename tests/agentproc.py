@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import sqlite3
@@ -44,11 +45,19 @@ class AgentProcess:
         """The agent's HTTP address."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 20.0) -> AgentProcess:
-        """Start and wait until it reads the kernel log (/-/ready)."""
+    def start(self, timeout_s: float = 20.0, *, terminal: bool = False) -> AgentProcess:
+        """Start and wait until it reads the kernel log (/-/ready).
+
+        With `terminal`, the agent runs on a pseudo-terminal (util-linux `script`), as
+        when a person starts it in a shell; the log then holds what the screen showed.
+        """
+        command = [sys.executable, "-m", "oomwatch", "run"]
+        if terminal:
+            inner = "exec " + " ".join(shlex.quote(c) for c in command)
+            command = ["script", "--quiet", "--flush", "--return", "--command", inner, "/dev/null"]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "oomwatch", "run"], env=self.env, stdout=log, stderr=log
+                command, env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -65,6 +74,11 @@ class AgentProcess:
     def kill9(self) -> None:
         """SIGKILL: no chance to flush anything."""
         assert self.proc is not None
+        import psutil
+
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in psutil.Process(self.proc.pid).children():  # the agent under `script`
+                child.send_signal(signal.SIGKILL)
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
@@ -72,7 +86,11 @@ class AgentProcess:
         """SIGTERM and wait; the exit code."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
+        import psutil
+
+        # on a terminal, the agent is the child of `script`, which returns its exit code
+        agent = psutil.Process(self.proc.pid).children() or [psutil.Process(self.proc.pid)]
+        agent[0].send_signal(signal.SIGTERM)
         return self.proc.wait(20)
 
     def settled(self, timeout_s: float = 20.0) -> None:

@@ -56,6 +56,7 @@ def oom_kill(
     sampled_by: AgentProcess | None = None,
     extra: tuple[str, ...] = (),
     inner: str = "",
+    name: str | None = None,
 ) -> int:
     """OOM-kill a hog named `comm` in its own 32 MiB cgroup (removed after); its pid.
 
@@ -63,7 +64,7 @@ def oom_kill(
     samples with the hog alive (its command line and user are then known).
     `inner` nests the cgroup (`docker/<id>`) to imitate a container runtime's layout.
     """
-    name = f"oomwatch-test-{uuid.uuid4().hex[:8]}" + (f"/{inner}" if inner else "")
+    name = (name or f"oomwatch-test-{uuid.uuid4().hex[:8]}") + (f"/{inner}" if inner else "")
     with memory_cgroup(name, 32 * MIB) as cg, start_hog(cg, comm=comm, argv_extra=extra) as hog:
         if sampled_by is not None:
             sampled_by.wait_metric("oomwatch_sample_duration_seconds_count", more_by=2)

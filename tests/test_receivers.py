@@ -89,6 +89,52 @@ def test_routing_tree(tmp_path: Path) -> None:
     assert route(RouteConfig(receivers=["a"]), inc) == ["a"]
 
 
+def test_console_stays_on_beside_receivers_unless_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console prints every incident beside the file's routes; OOMWATCH_CONSOLE=off ends it."""
+    from oomwatch.receivers import effective
+    from oomwatch.settings import Settings
+
+    file = load_file(write_config(tmp_path, "http://127.0.0.1:1"))
+    monkeypatch.setenv("OOMWATCH_WEBHOOK_URL", "http://127.0.0.1:1/hook")
+    eff = effective(Settings(), file)
+    assert [r.name for r in eff.receivers] == ["team-slack", "pd", "archive", "webhook", "console"]
+    assert eff.route is not None
+    inc = sample_incident()
+    assert route(eff.route, inc) == ["console", "pd", "team-slack"]
+    assert route(eff.route, with_status(inc, comm="x", kind="memory_low")) == ["console", "archive"]
+    monkeypatch.setenv("OOMWATCH_CONSOLE", "off")
+    off = effective(Settings(), file)
+    assert "console" not in [r.name for r in off.receivers]
+    assert off.route == file.route
+    monkeypatch.delenv("OOMWATCH_CONSOLE")
+    alone = effective(Settings(), None)
+    assert [r.name for r in alone.receivers] == ["webhook", "console"]
+    assert alone.route is not None
+    assert route(alone.route, inc) == ["webhook", "console"]
+
+
+def test_library_loggers_stay_at_warning() -> None:
+    """httpx logs each request's URL (a webhook's secret path) at INFO: never shown."""
+    import io
+    import logging
+
+    from oomwatch.logsetup import configure
+
+    out = io.StringIO()
+    configure("text", out)
+    logging.getLogger("httpx").info("HTTP Request: POST http://x/services/T0/B0/SECRET")
+    logging.getLogger("oomwatch.delivery").info("sent to webhook in 3 ms: x")
+    assert "SECRET" not in out.getvalue()
+    assert "INFO oomwatch.delivery: sent to webhook in 3 ms: x" in out.getvalue()
+    configure("json", out)
+    logging.getLogger("oomwatch").warning("a %s", "b")
+    last = json.loads(out.getvalue().splitlines()[-1])
+    assert (last["level"], last["logger"], last["message"]) == ("WARNING", "oomwatch", "a b")
+    logging.getLogger().handlers.clear()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -51,14 +51,16 @@ def build_notifiers(
     """Notifiers of the file's and the environment's receivers, the routes, and the policies."""
     file = load_file(settings.config) if settings.config else None
     eff = effective(settings, file)
-    ctx = Context(store, settings.repeat_interval_s, settings.hostname)
+    ctx = Context(store, settings.repeat_interval_s, settings.hostname, settings.log_format)
     notifiers = {r.name: make_notifier(r, ctx) for r in eff.receivers}
     policies = {
         r.name: Policy(
-            group_interval=r.group_interval or settings.group_interval_s,
+            group_interval=r.group_interval
+            or (0.0 if KINDS[r.kind].local else settings.group_interval_s),
             repeat_interval=r.repeat_interval or settings.repeat_interval_s,
             min_gap_s=KINDS[r.kind].min_gap_s,
             pages=KINDS[r.kind].pages,
+            log_sent=not KINDS[r.kind].local,
         )
         for r in eff.receivers
     }

@@ -181,12 +181,19 @@ def effective(settings: Settings, file: FileConfig | None) -> FileConfig:
         receiver = name.replace("_", "-")
         if made is not None and receiver not in names:
             extra.append(ReceiverConfig(name=receiver, **{name: made}))
-    if settings.console is None and not receivers and not extra:
-        extra.append(ReceiverConfig.model_validate({"name": "console", "console": True}))
+    console = None
+    if settings.console is not False and not any(r.kind == "console" for r in receivers):
+        # the person at the agent's console sees every incident beside the receivers
+        console = "console" if "console" not in names else "oomwatch-console"
+        extra.append(ReceiverConfig.model_validate({"name": console, "console": True}))
     receivers += extra
     route = file.route if file and file.route else None
     if route is None:
         route = RouteConfig(receivers=[r.name for r in receivers])
+    elif console is not None:
+        route = RouteConfig(
+            routes=[RouteConfig.model_validate({"receivers": [console], "continue": True}), route]
+        )
     _check_route_names(route, {r.name for r in receivers})
     return FileConfig(receivers=receivers, route=route)
 

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     email_from: str | None = None
     email_to: str | None = None
     console: bool | None = None
+    log_format: Literal["text", "json"] = "text"
     listen: str = f"127.0.0.1:{DEFAULT_PORT}"
     oom_score_adj: int = Field(-900, ge=-1000, le=1000)
     hostname: str | None = None

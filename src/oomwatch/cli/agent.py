@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def cmd_run(_args: argparse.Namespace) -> int:
     """`oomwatch run`: the agent."""
-    import logging
-
     from oomwatch.agent import run_agent
+    from oomwatch.logsetup import configure
     from oomwatch.settings import load_settings
 
     settings = load_settings()
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure(settings.log_format)
     return run_agent(settings)
 
 

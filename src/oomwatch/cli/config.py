@@ -92,6 +92,7 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
 
     from oomwatch.errors import NotifyError
     from oomwatch.notify import Recovers
+    from oomwatch.notify.registry import KINDS
     from oomwatch.notify.sample import sample_incident
     from oomwatch.receivers import effective, load_file, make_notifier
 
@@ -102,6 +103,9 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
         receivers = [r for r in receivers if r.name == args.receiver]
         if not receivers:
             raise UsageError(f"no receiver named {args.receiver!r}")
+    else:
+        # the console is this process's own output: nothing to test unless asked by name
+        receivers = [r for r in receivers if not KINDS[r.kind].local] or receivers
     incident = sample_incident(settings.hostname)
     failed = 0
 

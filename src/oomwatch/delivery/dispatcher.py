@@ -20,12 +20,14 @@ from oomwatch.errors import FailureReason, NotifyError, StoreError
 from oomwatch.metrics import Metrics
 from oomwatch.model import Incident
 from oomwatch.notify import Notifier, Recovers
+from oomwatch.render.escape import terminal, truncate
 from oomwatch.store import Delivery, Folded, Store
 
 log = logging.getLogger("oomwatch.delivery")
 
 __all__ = ["Dispatcher", "Lane", "Policy"]
 LANE_FAULT_WAIT_S = 1.0
+LOGGED_TITLE_CHARS = 160
 # failures after which the receiver may still have taken the message
 UNKNOWN_OUTCOME = frozenset({FailureReason.TIMEOUT, FailureReason.CONNECTION})
 
@@ -100,7 +102,7 @@ class Lane:
             store.defer(dl.id, wait)
             return False
         store.inflight([dl.id], now)
-        out = await attempt(notifier, inc, self.receiver, self.d.bug_log)
+        out = await self._attempt(notifier, inc)
         if out.sent:
             self.d.busy = True
             self.d.metrics.deliveries.labels(self.receiver, "sent").inc()
@@ -114,6 +116,19 @@ class Lane:
                 inc.id,
             )
         return True
+
+    async def _attempt(self, notifier: Notifier, inc: Incident) -> Outcome:
+        """One attempt, and a line saying it went (failures say so where they are handled)."""
+        started = time.monotonic()
+        out = await attempt(notifier, inc, self.receiver, self.d.bug_log)
+        if out.sent and self.d.policy(self.receiver).log_sent:
+            log.info(
+                "sent to %s in %.0f ms: %s",
+                self.receiver,
+                (time.monotonic() - started) * 1000,
+                terminal(truncate(inc.title, LOGGED_TITLE_CHARS)),
+            )
+        return out
 
     def _sent(self, dl: Delivery) -> None:
         inc = dl.incident
@@ -227,7 +242,7 @@ class Lane:
             self._followed(folded, ids, key, sent=False)
 
         store.inflight(ids, self.d.clock())
-        out = await attempt(notifier, inc, r, self.d.bug_log)
+        out = await self._attempt(notifier, inc)
         if out.sent:
             self.d.metrics.deliveries.labels(r, "sent").inc()
             self._followed(folded, ids, key, sent=True)

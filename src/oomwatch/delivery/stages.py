@@ -32,6 +32,7 @@ class Policy:
     repeat_interval: float = 4 * 3600.0
     min_gap_s: float = 0.0  # Slack: at most one message a second per channel
     pages: bool = False  # wakes a person (PagerDuty, Opsgenie): a drill skips it
+    log_sent: bool = True  # a line per message sent (not for the console, which is the line)
 
 
 @dataclass(frozen=True, slots=True)

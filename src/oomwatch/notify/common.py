@@ -86,6 +86,7 @@ class Context:
     threads: ThreadStore | None = None
     repeat_interval: float = 4 * 3600.0
     node: str | None = None
+    log_format: str = "text"  # "json": the console prints incidents as JSON objects too
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +100,4 @@ class NotifierKind:
     from_settings: Callable[[Settings], Any] | None = None  # the environment's receiver
     min_gap_s: float = 0.0  # at most one message this often (Slack: one a second)
     pages: bool = False  # wakes a person: drills skip it unless asked to page
+    local: bool = False  # shows every incident here (the console): no grouping, no result lines
