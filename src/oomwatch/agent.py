@@ -99,6 +99,7 @@ class Agent:
         self._source = source  # tests: a fake follower instead of the settings' source
         self.metrics = Metrics()
         self.db_path = settings.state_path / "oomwatch.db"
+        self.api_token = settings.api_token  # read at start: a missing file is a usage error
         self.store = Store(self.db_path)
         self.boot_id = read_boot_id(settings.proc_root)
         self.sampler = Sampler(settings.proc_root, settings.sys_root)
@@ -147,7 +148,8 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         """Run every part under the supervisor until `stop`, then flush and close."""
         server = serve(
-            self.settings.listen, make_app(self.metrics.registry, self.health, self.db_path)
+            self.settings.listen,
+            make_app(self.metrics.registry, self.health, self.db_path, self.api_token),
         )
         sup = self.supervisor
         sup.start("source", self._follow)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -19,9 +22,42 @@ from oomwatch.store import read_deliveries, read_incidents
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
-class _Quiet(WSGIRequestHandler):
+# A client that connects and stalls holds one thread for at most this long; the
+# probes and /metrics are answered meanwhile by other threads.
+CONNECTION_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 32  # beyond this, a new connection is closed at once
+
+
+class _Handler(WSGIRequestHandler):
+    timeout = CONNECTION_TIMEOUT_S  # a socket timeout on every read and write of the connection
+
     def log_message(self, format: str, *args: Any) -> None:
         """Probes every few seconds would flood the log."""
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """One thread per connection, at most MAX_CONNECTIONS at a time."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread of its own, or refuse at once when all slots are taken."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve, then free the slot whatever happened."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class HealthState:
@@ -58,12 +94,18 @@ class HealthState:
 
 
 def make_app(
-    registry: CollectorRegistry, health: HealthState, db_path: Path
+    registry: CollectorRegistry, health: HealthState, db_path: Path, api_token: str | None = None
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """The WSGI application."""
+    """The WSGI application.
+
+    /api/* carries command lines: it answers clients on this host, and others only
+    with `Authorization: Bearer <api_token>`; the probes and /metrics answer anyone.
+    """
 
     def app(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if path.startswith("/api/") and not _may_read_api(environ, api_token):
+            return _reply(start, "403 Forbidden", FORBIDDEN)
         if path == "/metrics":
             return _reply(start, "200 OK", generate_latest(registry), CONTENT_TYPE_LATEST)
         probe = {
@@ -96,9 +138,27 @@ def serve(
 ) -> WSGIServer:
     """Start the server in a daemon thread; the caller shuts it down."""
     host, _, port = listen.rpartition(":")
-    server = make_server(host.strip("[]"), int(port), app, handler_class=_Quiet)
+    server = make_server(
+        host.strip("[]"), int(port), app, server_class=_Server, handler_class=_Handler
+    )
     threading.Thread(target=server.serve_forever, name="oomwatch-http", daemon=True).start()
     return server
+
+
+FORBIDDEN = (
+    b"/api answers this host only, or a bearer token (OOMWATCH_API_TOKEN_FILE): "
+    b"it holds command lines\n"
+)
+
+
+def _may_read_api(environ: dict[str, Any], token: str | None) -> bool:
+    try:
+        if ipaddress.ip_address(str(environ.get("REMOTE_ADDR", ""))).is_loopback:
+            return True
+    except ValueError:
+        pass
+    given = str(environ.get("HTTP_AUTHORIZATION", ""))
+    return token is not None and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
 def _deliveries(db_path: Path, incident: str) -> list[dict[str, Any]]:

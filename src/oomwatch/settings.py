@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     console: bool | None = None
     log_format: Literal["text", "json"] = "text"
     listen: str = f"127.0.0.1:{DEFAULT_PORT}"
+    api_token_file: Path | None = None
     oom_score_adj: int = Field(-900, ge=-1000, le=1000)
     hostname: str | None = None
     delivery_max_age_s: float = Field(24 * 3600, gt=0)
@@ -104,6 +105,18 @@ class Settings(BaseSettings):
     def silences_file(self) -> Path:
         """Where the silences are (OOMWATCH_SILENCES_PATH, else beside the state)."""
         return self.silences_path or self.state_path / "silences.json"
+
+    @property
+    def api_token(self) -> str | None:
+        """The bearer token that lets other hosts read /api (from OOMWATCH_API_TOKEN_FILE)."""
+        if self.api_token_file is None:
+            return None
+        try:
+            return self.api_token_file.read_text().strip() or None
+        except OSError as e:
+            raise UsageError(
+                f"OOMWATCH_API_TOKEN_FILE: cannot read {self.api_token_file}: {e.strerror}"
+            ) from e
 
     @property
     def webhook(self) -> str | None:
