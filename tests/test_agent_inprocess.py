@@ -90,6 +90,8 @@ def test_healthy_turns_false_while_the_dispatcher_is_dead(tmp_path: Path) -> Non
             await original()
 
         assert (await get(agent, "/-/healthy")).status_code == 200
+        # the restart waits this long: the probe below asks while the task is down
+        agent.supervisor.delay_s = 1.0
         agent.supervisor.tasks["dispatcher"].cancel()
         agent.supervisor.start("dispatcher", flaky)
         await until(lambda: "dispatcher" in agent.health.failed)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from oomwatch import redact
 from oomwatch.delivery import silences
 from oomwatch.delivery.dispatcher import Dispatcher
 from oomwatch.delivery.stages import Policy
@@ -50,6 +51,8 @@ def build_notifiers(
 ) -> tuple[dict[str, Notifier], RouteConfig, dict[str, Policy]]:
     """Notifiers of the file's and the environment's receivers, the routes, and the policies."""
     file = load_file(settings.config) if settings.config else None
+    if file is not None:
+        redact.remember(redact.secrets_of(file))
     eff = effective(settings, file)
     ctx = Context(store, settings.repeat_interval_s, settings.hostname, settings.log_format)
     notifiers = {r.name: make_notifier(r, ctx) for r in eff.receivers}

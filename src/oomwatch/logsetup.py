@@ -34,8 +34,11 @@ def json_formatter() -> logging.Formatter:
 
 
 def configure(fmt: LogFormat = "text", stream: TextIO | None = None) -> None:
-    """Log INFO and above of oomwatch to `stream` (stderr) in `fmt`; libraries at WARNING."""
+    """Log INFO and above to `stream` (stderr) in `fmt`, secrets masked; libraries at WARNING."""
+    from oomwatch.redact import RedactFilter
+
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(RedactFilter())
     handler.setFormatter(json_formatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in root.handlers[:]:

@@ -9,10 +9,12 @@ def cmd_run(_args: argparse.Namespace) -> int:
     """`oomwatch run`: the agent."""
     from oomwatch.agent import run_agent
     from oomwatch.logsetup import configure
+    from oomwatch.redact import remember, secrets_of
     from oomwatch.settings import load_settings
 
     settings = load_settings()
     configure(settings.log_format)
+    remember(secrets_of(settings))
     return run_agent(settings)
 
 

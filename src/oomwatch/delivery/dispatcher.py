@@ -20,6 +20,7 @@ from oomwatch.errors import FailureReason, NotifyError, StoreError
 from oomwatch.metrics import Metrics
 from oomwatch.model import Incident
 from oomwatch.notify import Notifier, Recovers
+from oomwatch.redact import redact
 from oomwatch.render.escape import terminal, truncate
 from oomwatch.store import Delivery, Folded, Store
 
@@ -289,7 +290,7 @@ class Lane:
             return
         self.d.metrics.deliveries.labels(self.receiver, e.reason.value).inc()
         if not e.retryable:
-            fail(str(e))
+            fail(redact(str(e)))
             log.error("delivery of %s to %s failed for good: %s", incident_id, self.receiver, e)
             return
         at = retry_at(e, attempts, self.d.clock(), self.d.base_delay)
@@ -300,7 +301,7 @@ class Lane:
         ):
             self.d.store.set_pause(self.receiver, at)
             self.d.metrics.paused_until.labels(self.receiver).set(at)
-        retry(at, str(e), e.reason in UNKNOWN_OUTCOME)
+        retry(at, redact(str(e)), e.reason in UNKNOWN_OUTCOME)  # stored: no secret in it
         log.warning(
             "delivery of %s to %s failed (%s); retry in %.1f s",
             incident_id,
