@@ -176,3 +176,56 @@ def test_every_journalctl_output_of_a_real_kill(cgroup_name: str, tmp_path: Path
             assert k.memcg.limit_kb == LIMIT // 1024, fmt
             if fmt != "cat":  # -o cat prints the message alone
                 assert k.time is not None or k.uptime_s is not None, fmt
+
+
+@pytest.mark.usefixtures("journald")
+def test_kills_forged_through_journald_are_not_believed(cgroup_name: str, tmp_path: Path) -> None:
+    """Text written to /dev/kmsg or sent by `logger -t kernel` is no kernel kill; a real one is."""
+    import shutil
+    import time
+
+    from oomwatch.sources.oneshot import read_local_log
+
+    if shutil.which("logger") is None:
+        pytest.skip("needs util-linux logger")
+    forged = (
+        "Out of memory: Killed process 1 ({}) total-vm:1000kB, anon-rss:500kB, file-rss:0kB, "
+        "shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0"
+    )
+    with open("/dev/kmsg", "w") as kmsg:  # as any process with write access to it can
+        kmsg.write(forged.format("FAKEKMSG") + "\n")
+        kmsg.write("<0>" + forged.format("FAKEPRI0") + "\n")  # facility 0 is refused
+    dev_log = "/run/systemd/journal/dev-log"
+    subprocess.run(
+        ["logger", "-u", dev_log, "-t", "kernel", forged.format("FAKELOGGER")], check=True
+    )
+    # the native protocol lets a sender set any field but the trusted (_) ones
+    native = f"MESSAGE={forged.format('FAKENATIVE')}\nSYSLOG_IDENTIFIER=kernel\nSYSLOG_FACILITY=0\n"
+    subprocess.run(["logger", "--journald"], input=native.encode(), check=True)
+    pid, _ = kill_in_cgroup(cgroup_name, "oomwatch-real")
+    deadline = time.monotonic() + 10
+    while True:
+        log = read_local_log("journald")
+        if any(k.victim.pid == pid for k in log.kills) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [k.victim.pid for k in log.kills if k.victim.pid == pid] == [pid]
+    assert not [k for k in log.kills if (k.victim.comm or "").startswith("FAKE")]
+    # the whole journal, every transport, through `parse`: still only the real kill
+    export = tmp_path / "journal.json"
+    with export.open("wb") as out:
+        subprocess.run(
+            ["journalctl", "-o", "json", "--no-pager", "-n", "5000"], stdout=out, check=True
+        )
+    assert b"FAKELOGGER" in export.read_bytes(), "the forgeries are in the journal"
+    assert b"FAKEKMSG" in export.read_bytes()
+    assert b"FAKENATIVE" in export.read_bytes()
+    done = subprocess.run(
+        [sys.executable, "-m", "oomwatch", "parse", "--format", "json", str(export)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    comms = [json.loads(line)["victim"]["comm"] for line in done.stdout.splitlines()]
+    assert "oomwatch-real" in comms
+    assert not [c for c in comms if c.startswith("FAKE")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from oomwatch.kernel.scan import LogScanner
 from oomwatch.model import OomKill
 
@@ -313,3 +315,44 @@ def test_a_cut_summary_keeps_what_it_printed_whole() -> None:
     assert k.oom_memcg == "/kubepods/pod1"
     assert k.task_memcg is None  # "/kubepods/po" was cut: never a wrong path
     assert scanner.stats.malformed == 1
+
+
+def _journal_json(message: str, **fields: str) -> str:
+    import json
+
+    return json.dumps({"MESSAGE": message, "__REALTIME_TIMESTAMP": "1764000000000000", **fields})
+
+
+FORGED_KILL = (
+    "Out of memory: Killed process 1 (FAKE1) total-vm:1000kB, anon-rss:500kB, file-rss:0kB, "
+    "shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0"
+)
+
+
+@pytest.mark.parametrize(
+    ("fields", "believed"),
+    [
+        ({"_TRANSPORT": "kernel", "SYSLOG_FACILITY": "0", "SYSLOG_IDENTIFIER": "kernel"}, True),
+        # a process wrote it to /dev/kmsg: journald says kernel transport, facility 1
+        ({"_TRANSPORT": "kernel", "SYSLOG_FACILITY": "1", "SYSLOG_IDENTIFIER": "kernel"}, False),
+        # `logger -t kernel`: the identifier alone
+        ({"_TRANSPORT": "syslog", "SYSLOG_FACILITY": "1", "SYSLOG_IDENTIFIER": "kernel"}, False),
+        ({"_TRANSPORT": "stdout", "SYSLOG_IDENTIFIER": "kernel"}, False),
+        ({"SYSLOG_IDENTIFIER": "kernel"}, True),  # a pasted record without its transport
+    ],
+)
+def test_journal_kernel_text_needs_the_kernel_transport_and_facility(
+    fields: dict[str, str], believed: bool
+) -> None:
+    """Only the kernel's own records are kernel kills; forgeries through journald are not."""
+    kills, _ = _scan([_journal_json(FORGED_KILL, **fields)])
+    assert [k.victim.comm for k in kills] == (["FAKE1"] if believed else [])
+
+
+def test_a_userspace_killer_line_written_to_kmsg_is_not_believed_from_the_journal() -> None:
+    """An earlyoom line that reached journald through /dev/kmsg is a forgery."""
+    line = 'sending SIGKILL to process 1 uid 0 "init": badness 1, VmRSS 1 MiB'
+    forged = _journal_json(line, _TRANSPORT="kernel", SYSLOG_FACILITY="1")
+    real = _journal_json(line, _TRANSPORT="stdout", SYSLOG_IDENTIFIER="earlyoom")
+    assert _scan([forged])[0] == []
+    assert [k.killer for k in _scan([real])[0]] == ["earlyoom"]

@@ -73,6 +73,8 @@ class OomParser(ReportContext):
             self._wrapped = line  # a kill line cut by a paste: the rest follows
             return out
         text = line.text
+        if line.origin == "kmsg-user":
+            return out  # a process wrote it to /dev/kmsg: no killer logs that way
         if not line.from_kernel or (line.fmt == "bare" and text.startswith(_USERSPACE_STARTS)):
             # kmsg and dmesg carry no user-space killer lines: whatever claims to be
             # one there was written to /dev/kmsg by someone else

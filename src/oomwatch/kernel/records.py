@@ -18,7 +18,8 @@ from oomwatch.model import LineFormat
 _DMESG_FIELD = re.compile(r'"(pri|fac|time|caller|msg)":\s*(.*?),?')
 _EXPORT_FIELD = re.compile(
     r"(__CURSOR|__REALTIME_TIMESTAMP|__MONOTONIC_TIMESTAMP|_SOURCE_MONOTONIC_TIMESTAMP"
-    r"|_SOURCE_REALTIME_TIMESTAMP|_TRANSPORT|_HOSTNAME|PRIORITY|SYSLOG_IDENTIFIER|MESSAGE)=(.*)",
+    r"|_SOURCE_REALTIME_TIMESTAMP|_TRANSPORT|_HOSTNAME|PRIORITY|SYSLOG_FACILITY|SYSLOG_IDENTIFIER"
+    r"|MESSAGE)=(.*)",
     re.S,
 )
 
@@ -44,7 +45,7 @@ def journal_record(rec: dict[str, object], fmt: LineFormat) -> tuple[str, Meta]:
         msg = bytes(b & 0xFF for b in msg if isinstance(b, int)).decode("utf-8", "backslashreplace")
     elif not isinstance(msg, str):
         msg = "" if msg is None else str(msg)
-    kernel = rec.get("_TRANSPORT") == "kernel" or rec.get("SYSLOG_IDENTIFIER") == "kernel"
+    kernel = _from_the_kernel(rec)
     mono = to_int(rec.get("_SOURCE_MONOTONIC_TIMESTAMP"))
     if mono is None and kernel:
         mono = to_int(rec.get("__MONOTONIC_TIMESTAMP"))
@@ -56,11 +57,34 @@ def journal_record(rec: dict[str, object], fmt: LineFormat) -> tuple[str, Meta]:
         uptime_s=mono / 1_000_000 if mono is not None and kernel else None,
         wall=from_epoch_us(real) if real is not None else None,
         host=host if isinstance(host, str) else None,
-        origin="kernel" if kernel else str(rec.get("SYSLOG_IDENTIFIER") or "journal"),
+        origin="kernel" if kernel else _origin(rec),
         prio=to_int(rec.get("PRIORITY")),
         cursor=cursor if isinstance(cursor, str) else None,
     )
     return msg, meta
+
+
+def _from_the_kernel(rec: dict[str, object]) -> bool:
+    """Kernel text, not a forgery: the kernel transport with the kernel facility (0).
+
+    A process that writes to /dev/kmsg reaches journald with `_TRANSPORT=kernel` too,
+    but the kernel gives it facility 1 or more; `logger -t kernel` sets only the
+    identifier. Pasted records that lack the transport fall back to the identifier.
+    """
+    facility = rec.get("SYSLOG_FACILITY")
+    if facility is not None and str(facility) != "0":
+        return False
+    transport = rec.get("_TRANSPORT")
+    if transport is not None:
+        return transport == "kernel"
+    return rec.get("SYSLOG_IDENTIFIER") == "kernel"
+
+
+def _origin(rec: dict[str, object]) -> str:
+    if rec.get("_TRANSPORT") == "kernel":
+        return "kmsg-user"  # written to /dev/kmsg by a process
+    tag = str(rec.get("SYSLOG_IDENTIFIER") or "journal")
+    return "user:kernel" if tag == "kernel" else tag  # a program that calls itself kernel
 
 
 def parse_journal_json(text: str) -> tuple[str, Meta] | None:
