@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from oomwatch.store import Store
 
@@ -29,3 +35,56 @@ def test_an_existing_database_is_made_0600(tmp_path: Path) -> None:
     path.chmod(0o644)
     Store(path)
     assert _mode(path) == 0o600
+
+
+def test_a_corrupt_database_is_moved_aside_and_a_new_one_started(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Garbage or a truncated file: renamed `.corrupt-<time>`, one log line, a working store."""
+    for damage in ("garbage", "truncated"):
+        db = tmp_path / damage / "oomwatch.db"
+        if damage == "garbage":
+            db.parent.mkdir()
+            db.write_bytes(b"not a database at all\x00\x01" * 100)
+        else:
+            s = Store(db)
+            for i in range(3000):
+                s.record([], [], source=f"source-{i}", cursor="x" * 200)
+            assert s.cursor("source-1")[0] == "x" * 200
+            s.close()
+            os.truncate(db, db.stat().st_size // 2)
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="oomwatch.store"):
+            store = Store(db)
+        (moved,) = db.parent.glob("oomwatch.db.corrupt-*")
+        assert moved.stat().st_size > 0
+        (record,) = caplog.records
+        assert f"state database {db} is corrupt" in record.getMessage()
+        assert str(moved) in record.getMessage()
+        assert store.cursor("source-1") == (None, {}), "a new database: a first start"
+        store.record([], [], source="kmsg", cursor="7")
+        assert store.cursor("kmsg")[0] == "7"
+        store.close()
+
+
+def test_an_unusable_state_dir_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A state directory the agent cannot create or write: the setting named, exit 2."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "oomwatch", "run"],
+        env={
+            "PATH": os.environ["PATH"],
+            "OOMWATCH_STATE_DIR": str(blocker / "state"),
+            "OOMWATCH_LISTEN": "127.0.0.1:1",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f"oomwatch: state database {blocker}/state/oomwatch.db: ")
+    assert last.endswith("(OOMWATCH_STATE_DIR)")
+    assert "Traceback" not in done.stderr

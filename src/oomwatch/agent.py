@@ -18,7 +18,7 @@ from oomwatch.delivery.dispatcher import Dispatcher
 from oomwatch.delivery.stages import Policy
 from oomwatch.enrich.host import read_boot_id, read_uptime, this_node
 from oomwatch.enrich.kubernetes import PodIndex, PodWatcher
-from oomwatch.errors import OomwatchError, UsageError
+from oomwatch.errors import OomwatchError, StoreError, UsageError
 from oomwatch.incidents.backlog import Backlog
 from oomwatch.incidents.builder import IncidentBuilder
 from oomwatch.ingest import Ingest
@@ -373,7 +373,10 @@ def run_agent(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT; the exit code."""
     one_malloc_arena()
     protect_self(settings.proc_root, settings.oom_score_adj)
-    agent = Agent(settings)
+    try:
+        agent = Agent(settings)
+    except StoreError as e:  # read-only, full, not ours: the user's to fix, as a setting
+        raise UsageError(f"{e} (OOMWATCH_STATE_DIR)") from None
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -9,6 +9,7 @@ has everything stored (delivery resumes from the outbox).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -46,6 +47,8 @@ __all__ = [
     "read_incidents",
 ]
 
+log = logging.getLogger("oomwatch.store")
+
 
 class Store(Outbox):
     """The agent's SQLite database (one connection, used from the event loop's thread)."""
@@ -53,12 +56,36 @@ class Store(Outbox):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # command lines and cgroup paths are in it: readable by the agent alone (SQLite
-            # gives its -wal and -shm files the database file's mode)
-            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-            os.chmod(path, 0o600)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._open(path)
+        except sqlite3.DatabaseError as e:
+            if not _corrupt(e):
+                raise StoreError(f"state database {path}: {e}") from None
+            aside = _move_aside(path)
+            log.error(
+                "state database %s is corrupt (%s): moved to %s; starting a new one "
+                "(the kills still in the kernel log are summarised, as on a first start)",
+                path,
+                e,
+                aside,
+            )
+            try:
+                self._open(path)
+            except (OSError, sqlite3.Error) as e2:
+                raise StoreError(f"state database {path}: {e2}") from None
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"state database {path}: {e}") from None
+        # notifiers running in worker threads (Slack, SMTP) use the threads table too
+        self.lock = threading.RLock()
+
+    def _open(self, path: Path) -> None:
+        """Open (or create) the database with its schema; a corrupt file raises DatabaseError."""
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # command lines and cgroup paths are in it: readable by the agent alone (SQLite
+        # gives its -wal and -shm files the database file's mode)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a crash of the process (kill -9); only a power
             # loss can drop the last transactions.
@@ -66,10 +93,13 @@ class Store(Outbox):
             self.db.execute("PRAGMA cache_size=-1024")  # 1 MiB: the agent must stay small
             self.db.executescript(SCHEMA)
             self._migrate()
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"state database {path}: {e}") from None
-        # notifiers running in worker threads (Slack, SMTP) use the threads table too
-        self.lock = threading.RLock()
+            # a truncated file opens; its missing pages show only when read
+            (check,) = self.db.execute("PRAGMA quick_check").fetchone()
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {check}")
+        except sqlite3.Error:
+            self.db.close()
+            raise
 
     def _migrate(self) -> None:
         """Add the columns that later versions added to a state file made by an earlier one."""
@@ -216,3 +246,19 @@ class Store(Outbox):
                     thread.counted,
                 ),
             )
+
+
+def _corrupt(e: sqlite3.DatabaseError) -> bool:
+    """SQLite's words for a file that is not (or no longer) a database."""
+    text = str(e)
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a corrupt database (and its -wal, -shm) to `<name>.corrupt-<time>`; the new name."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        old = path.with_name(path.name + suffix)
+        if old.exists():
+            old.rename(aside.with_name(aside.name + suffix))
+    return aside
