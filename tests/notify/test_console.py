@@ -116,3 +116,17 @@ def test_json_style_is_one_object_per_incident() -> None:
     assert record["incident"]["key"] == inc.key
     assert record["incident"]["incident"]["victim"]["pid"] == 10523
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}$", record["time"])
+
+
+def test_first_start_summary_lists_the_earlier_kills_once() -> None:
+    """The summary of kills before the start: its title once, then the kills, then a count."""
+    kills = [kill_incident(pid=100 + i, ago_s=3600).kill for i in range(12)]
+    builder = IncidentBuilder(this_node("boot", "node-3"), PidCache())
+    summary = builder.backlog([k.kill for k in kills if k is not None], 12, None)
+    out = shown(ConsoleNotifier(io.StringIO(), style="terminal", colour=False), summary)
+    lines = out.splitlines()
+    assert out.count(summary.title) == 1
+    assert "earlier kills" in lines[0]
+    listed = [line for line in lines if "(pid 1" in line]
+    assert len(listed) == 10
+    assert "  … and 2 more" in lines

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from oomwatch.model import UNLIMITED_KB, Incident
+from oomwatch.model.facts import BacklogFacts
 from oomwatch.notify.facts import user_text
 from oomwatch.render.escape import terminal, truncate
 
@@ -20,6 +21,7 @@ from oomwatch.render.escape import terminal, truncate
 # (read at start, or after a restart): it is marked with its own time.
 BACKLOG_S = 60.0
 COMMAND_CHARS = 300
+BACKLOG_SHOWN = 10  # kills listed of a first start's summary; the rest counted
 
 RESET = "\x1b[0m"
 DIM = "\x1b[2m"
@@ -107,8 +109,12 @@ def block(inc: Incident, *, first: dt.datetime | None, colour: bool, now: dt.dat
         return head + paint(DIM, f"  same as {_clock(first, now)}") + "\n"
     lines = [head]
     e = inc.explanation
-    if e is not None and e.headline and inc.followup is None:
+    if e is not None and e.headline and inc.followup is None and subject(inc) != inc.title:
         lines.append("  " + terminal(inc.title))
+    if isinstance(inc.facts, BacklogFacts):
+        lines += ["  " + terminal(k) for k in inc.facts.kills[:BACKLOG_SHOWN]]
+        if inc.facts.count > BACKLOG_SHOWN:
+            lines.append(paint(DIM, f"  … and {inc.facts.count - BACKLOG_SHOWN} more"))
     facts = key_facts(inc)
     if facts:
         lines.append("  " + terminal(" · ".join(facts)))
