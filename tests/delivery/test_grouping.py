@@ -247,3 +247,34 @@ def test_unplaced_has_one_definition_and_global_kills_are_never_rate_limited(
     assert follow["title"].startswith("3 more OOM kills of w on node-1")
     assert "rate-limited" not in follow["title"]
     assert follow["incident"]["followup"]["cgroup_unknown"] == 0
+
+
+def test_max_age_applies_to_folded_repeats(tmp_path: Path, hook: Recorder) -> None:
+    """Repeats folded for a follow-up that waited past the maximum age are dropped, not sent."""
+    clock = Clock()
+    store = Store(tmp_path / "db")
+    metrics = Metrics()
+    d = Dispatcher(
+        store,
+        {"hook": WebhookNotifier(hook.url, name="hook")},
+        metrics,
+        policies={"hook": Policy(group_interval=G)},
+        clock=clock,
+        max_age_s=400,
+    )
+    store.record([inc(n=1)], ["hook"])
+    run_pass(d)
+    store.record([inc(n=2), inc(n=3)], ["hook"])
+    run_pass(d)
+    hook.responses = [(503, {}, b"down")] * 3
+    clock.now += G + 1  # the follow-up is due, and fails
+    run_pass(d)
+    assert len(hook.received) == 2
+    hook.responses = []
+    clock.now += 120
+    run_pass(d)
+    assert len(hook.received) == 2  # its repeats are 421 s old: not sent with a 400 s maximum
+    assert metrics.dropped.labels("hook")._value.get() == 2
+    states = [r[0] for r in store.db.execute("SELECT state FROM outbox ORDER BY id")]
+    assert states == ["sent", "dropped", "dropped"]
+    assert store.next_due("hook") is None

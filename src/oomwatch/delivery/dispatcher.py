@@ -194,7 +194,7 @@ class Lane:
     async def _followup(self, key: str) -> bool:
         """Send one follow-up of folded repeats; False when the lane must wait."""
         store, r = self.d.store, self.receiver
-        folded = store.folded(r, key)
+        folded = self._fresh(store.folded(r, key), key)
         notifier = self.notifier
         if folded is None or notifier is None:
             if folded is not None:
@@ -250,6 +250,29 @@ class Lane:
         else:
             self._failed(out, folded.attempts, retry, fail, inc.id)
         return True
+
+    def _fresh(self, folded: Folded | None, key: str) -> Folded | None:
+        """The folded repeats without those older than the maximum age (dropped, as deliveries)."""
+        if folded is None:
+            return None
+        now, store = self.d.clock(), self.d.store
+        stale = [
+            i
+            for i, c in zip(folded.ids, folded.created, strict=True)
+            if expired(c, now, self.d.max_age_s)
+        ]
+        if not stale:
+            return folded
+        for i in stale:
+            store.give_up(i, "dropped", "older than the maximum age")
+        self.d.metrics.dropped.labels(self.receiver).inc(len(stale))
+        log.warning(
+            "dropped %d repeat(s) of %s waiting for a follow-up to %s: too old",
+            len(stale),
+            key,
+            self.receiver,
+        )
+        return store.folded(self.receiver, key) if len(stale) < len(folded.ids) else None
 
     def _cut_followup(self, folded: Folded, key: str) -> Incident:
         """The follow-up whose attempt a crash cut off: its key, and the repeats it carried.

@@ -189,7 +189,8 @@ class Outbox:
         Only the last incident's body is read: a storm folds thousands of kills.
         """
         rows = self.db.execute(
-            "SELECT o.id, o.attempts, i.id, i.pid, i.unplaced, o.inflight_at FROM outbox o "
+            "SELECT o.id, o.attempts, i.id, i.pid, i.unplaced, o.inflight_at, o.created "
+            "FROM outbox o "
             "JOIN incidents i ON i.id = o.incident_id WHERE o.state = 'folded' AND "
             "o.receiver = ? AND COALESCE(o.group_key, i.key) = ? ORDER BY o.id",
             (receiver, key),
@@ -211,6 +212,7 @@ class Outbox:
             inflight_incident_ids=[r[2] for r in flying],
             inflight_pids=[int(r[3]) for r in flying if r[3] is not None],
             inflight_at=max((r[5] for r in flying), default=None),
+            created=[r[6] for r in rows],
         )
 
     def followed(self, ids: list[int]) -> None:

@@ -148,6 +148,7 @@ class Folded:
     inflight_incident_ids: list[str] = field(default_factory=list)
     inflight_pids: list[int] = field(default_factory=list)
     inflight_at: float | None = None
+    created: list[float] = field(default_factory=list)  # when each row was stored, as ids
 
 
 @dataclass(frozen=True, slots=True)
