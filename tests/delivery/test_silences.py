@@ -77,3 +77,6 @@ def test_bad_file(tmp_path: Path) -> None:
     path.write_text('[{"id": "a", "matchers": ["bad"], "ends_at": 1}]')
     with pytest.raises(UsageError, match="entry 0"):
         silences.load(path)
+    path.write_bytes(b'[{"id": "a", "matchers": ["comm=caf\xe9"], "ends_at": 1}]')
+    with pytest.raises(UsageError, match="not UTF-8: byte 0xe9 at offset 35"):
+        silences.load(path)

@@ -55,6 +55,10 @@ def load(path: Path) -> list[Silence]:
         return []
     except OSError as e:
         raise UsageError(f"cannot read silences {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise UsageError(
+            f"silences {path} is not UTF-8: byte 0x{e.object[e.start]:02x} at offset {e.start}"
+        ) from None
     except ValueError as e:
         raise UsageError(f"silences {path} is not valid JSON: {e}") from None
     if not isinstance(raw, list):
