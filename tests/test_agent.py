@@ -248,6 +248,7 @@ def test_cgroup_near_its_limit_opens_then_resolves(
     assert resolved.json()["key"] == opened.json()["key"]
 
 
+@pytest.mark.fault
 def test_hostile_records_never_stop_the_agent(
     agents: Callable[..., AgentProcess], hook: Recorder
 ) -> None:

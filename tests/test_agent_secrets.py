@@ -15,7 +15,10 @@ from tests.conftest import real_kernel_reason
 from tests.servers import Received, Recorder
 from tests.test_agent import agents, oom_kill
 
-pytestmark = pytest.mark.skipif(real_kernel_reason() is not None, reason=real_kernel_reason() or "")
+pytestmark = [
+    pytest.mark.skipif(real_kernel_reason() is not None, reason=real_kernel_reason() or ""),
+    pytest.mark.fault,
+]
 __all__ = ["agents"]  # the fixture
 SECRETS = ("pw-secret-42", "SECRETPATH", "qtok-777", "hdr-secret-99", "hmac-secret-31")
 

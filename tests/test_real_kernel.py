@@ -86,6 +86,7 @@ def test_diagnose_reads_the_live_log(cgroup_name: str) -> None:
     assert f"memory cgroup limit of /{cgroup_name}: 32.0 MiB used of 32.0 MiB" in report
 
 
+@pytest.mark.fault
 def test_hostile_process_name(cgroup_name: str) -> None:
     """A name with markup and a newline survives the real kernel path as plain text."""
     pid, records = kill_in_cgroup(cgroup_name, "<!chan\nnel>")
@@ -179,6 +180,7 @@ def test_every_journalctl_output_of_a_real_kill(cgroup_name: str, tmp_path: Path
 
 
 @pytest.mark.usefixtures("journald")
+@pytest.mark.fault
 def test_kills_forged_through_journald_are_not_believed(cgroup_name: str, tmp_path: Path) -> None:
     """Text written to /dev/kmsg or sent by `logger -t kernel` is no kernel kill; a real one is."""
     import shutil

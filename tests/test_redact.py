@@ -14,6 +14,8 @@ from oomwatch.logsetup import configure
 from oomwatch.receivers import load_file
 from oomwatch.settings import Settings
 
+pytestmark = pytest.mark.fault
+
 
 def test_urls_and_token_shapes_are_masked() -> None:
     """Userinfo, query values, Slack tokens and webhook paths, Authorization values."""

@@ -13,6 +13,8 @@ import pytest
 
 from oomwatch.store import Store
 
+pytestmark = pytest.mark.fault
+
 
 def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)

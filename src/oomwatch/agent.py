@@ -138,8 +138,10 @@ class Agent:
             silenced=lambda: self.silences,
             on_new=self.dispatcher.wake,
             pagers=lambda: {n for n, p in self.dispatcher.policies.items() if p.pages},
+            degraded=self._degraded,
         )
         self._samples = 0
+        self._sample_logged_at = -60.0
 
     @property
     def notifiers(self) -> dict[str, Notifier]:
@@ -269,23 +271,40 @@ class Agent:
                 self.reload_config()
             seen = now
 
+    def _degraded(self, why: str | None) -> None:
+        self.health.degraded = why
+
     async def _sample_forever(self) -> None:
         interval = self.settings.sample_interval
         pruned = 0.0
         while True:
             started = time.monotonic()
-            if started - pruned > PRUNE_EVERY_S:
-                pruned = started
-                self.store.prune(time.time() - KEEP_INCIDENTS_S)
             try:
+                self._keep_state(started - pruned > PRUNE_EVERY_S)
+                if started - pruned > PRUNE_EVERY_S:
+                    pruned = started
                 snap = await asyncio.to_thread(self.sampler.sample)
-            except Exception as e:  # noqa: BLE001 - one bad sample must not stop sampling
-                log.error("memory sample failed: %s", e)
-            else:
                 self.metrics.sample_duration.observe(time.monotonic() - started)
                 self._after_sample(snap)
+            except Exception as e:  # noqa: BLE001 - one bad sample must not stop sampling
+                self._sample_failed(e)
             self.health.beat()
             await asyncio.sleep(max(interval - (time.monotonic() - started), 0.0))
+
+    def _keep_state(self, prune: bool) -> None:
+        """The state database: still the file at its path, what waits in memory written."""
+        self.store.keep_file()
+        if self.ingest.unstored:
+            self.ingest.store_unstored()
+        if prune and not self.ingest.unstored:
+            self.store.prune(time.time() - KEEP_INCIDENTS_S)
+
+    def _sample_failed(self, e: Exception) -> None:
+        """One line a minute: a sample's error repeats every interval until it is fixed."""
+        now = time.monotonic()
+        if now - self._sample_logged_at >= 60:
+            self._sample_logged_at = now
+            log.error("memory sample failed: %s: %s", type(e).__name__, e)
 
     def _after_sample(self, snap: Snapshot) -> None:
         self._samples += 1

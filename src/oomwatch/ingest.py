@@ -8,12 +8,15 @@ rows and the source's cursor, so a crash either loses nothing or has it all.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from oomwatch.delivery import silences
 from oomwatch.delivery.routing import route
+from oomwatch.errors import StoreError
 from oomwatch.incidents.backlog import Backlog
 from oomwatch.incidents.builder import IncidentBuilder, drill_pages
 from oomwatch.kernel.report import ParseStats
@@ -28,6 +31,9 @@ from oomwatch.sources import Batch
 from oomwatch.store import Store
 
 log = logging.getLogger("oomwatch")
+# incidents kept in memory while the state database cannot be written (a full disk):
+# far more than a storm's worth, far less than the agent's memory
+MAX_UNSTORED = 5000
 
 
 class Ingest:
@@ -45,6 +51,7 @@ class Ingest:
         silenced: Callable[[], list[silences.Silence]],
         on_new: Callable[[], None],
         pagers: Callable[[], set[str]] = set,
+        degraded: Callable[[str | None], None] = lambda _why: None,
     ) -> None:
         self.store = store
         self.builder = builder
@@ -55,6 +62,11 @@ class Ingest:
         self.silenced = silenced
         self.on_new = on_new
         self.pagers = pagers
+        self.degraded = degraded
+        # (incidents, their receivers, where) in order, waiting for the database
+        self.unstored: deque[tuple[list[Incident], dict[str, list[str]], dict[str, Any]]] = deque()
+        self._unstored_logged_at = -60.0
+        self._failing = False
         self.reconciler: Reconciler | None = None
         self.cgroups = CgroupReconciler()
         self.burst = False  # incidents since the last memory trim
@@ -164,18 +176,65 @@ class Ingest:
             self.record(incidents)
 
     def record(self, incidents: list[Incident], **where: Any) -> None:
-        """Route, then store incidents (and a cursor) in one transaction; wake delivery."""
-        extra = {
-            "boot_id": self.boot_id,
-            "oom_kill_accounted": self.reconciler.state() if self.reconciler else None,
-        }
+        """Route, then store incidents (and a cursor) in one transaction; wake delivery.
+
+        When the database cannot be written (a full disk), they wait in memory, in
+        order, and go in with the next write that succeeds: nothing is lost unless
+        the agent stops before space returns (then the log is read again from the
+        last cursor stored).
+        """
         receivers = {inc.id: self.receivers(inc) for inc in incidents}
-        new = self.store.record(incidents, receivers, extra=extra, **where)
-        self.burst = self.burst or bool(new)
-        for inc in new:
-            self.metrics.incidents.labels(inc.kind).inc()
-        if new:
-            self.on_new()
+        # while failing, a cursor alone is not kept: the next batch's comes after it
+        if incidents or (where and not self.unstored):
+            self.unstored.append((incidents, receivers, where))
+        self.store_unstored()
+
+    def store_unstored(self) -> None:
+        """Write what waits in memory, oldest first; stop at the first failure."""
+        stored = 0
+        while self.unstored:
+            incidents, receivers, where = self.unstored[0]
+            extra = {
+                "boot_id": self.boot_id,
+                "oom_kill_accounted": self.reconciler.state() if self.reconciler else None,
+            }
+            try:
+                new = self.store.record(incidents, receivers, extra=extra, **where)
+            except (StoreError, sqlite3.Error, OSError) as e:
+                self._cannot_store(e)
+                return
+            self.unstored.popleft()
+            stored += len(incidents)
+            self.burst = self.burst or bool(new)
+            for inc in new:
+                self.metrics.incidents.labels(inc.kind).inc()
+            if new:
+                self.on_new()
+        if self._failing:
+            self._failing = False
+            self._unstored_logged_at = -60.0
+            log.warning("state database writable again: %d incident(s) stored", stored)
+            self.metrics.unstored.set(0)
+            self.degraded(None)
+
+    def _cannot_store(self, e: BaseException) -> None:
+        """Keep the incidents in memory (bounded), say so once a minute, report degraded."""
+        waiting = sum(len(i) for i, _, _ in self.unstored)
+        while waiting > MAX_UNSTORED and len(self.unstored) > 1:
+            dropped, _, _ = self.unstored.popleft()  # the oldest: the log still holds them
+            waiting -= len(dropped)
+            log.error(
+                "%d incident(s) dropped from memory: the state database still fails",
+                len(dropped),
+            )
+        self._failing = True
+        self.metrics.unstored.set(waiting)
+        why = f"state database cannot be written: {e}"
+        self.degraded(why)
+        now = time.monotonic()
+        if now - self._unstored_logged_at >= 60:
+            self._unstored_logged_at = now
+            log.error("%s; %d incident(s) kept in memory and retried", why, waiting)
 
     def receivers(self, inc: Incident) -> list[str]:
         """Who gets an incident: its routes, unless a silence covers it."""

@@ -52,6 +52,11 @@ class Metrics:
         self.task_up = Gauge(
             "oomwatch_task_up", "Whether each agent task is running", ["task"], registry=r
         )
+        self.unstored = Gauge(
+            "oomwatch_unstored_incidents",
+            "Incidents kept in memory because the state database cannot be written",
+            registry=r,
+        )
         self.pods_known = Gauge(
             "oomwatch_pods_known", "Pods of this node the Kubernetes watch has seen", registry=r
         )

@@ -17,6 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from oomwatch.render.fit import ENVELOPE, PAYLOAD_BYTES, dumps, fit
 from oomwatch.store import read_deliveries, read_incidents
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -68,6 +69,9 @@ class HealthState:
         self.heartbeat = time.monotonic()
         self.ready = False
         self.failed: dict[str, str] = {}  # task name -> why it is down
+        # working, but short of something (a full disk): healthy, since a restart
+        # would lose what waits in memory, and said in the probe's answer
+        self.degraded: str | None = None
 
     def beat(self) -> None:
         """The event loop is alive."""
@@ -85,6 +89,10 @@ class HealthState:
     def healthy(self) -> bool:
         """The loop has beaten recently and no supervised task is down."""
         return not self.failed and time.monotonic() - self.heartbeat < self.stale_after_s
+
+    def fine(self) -> bytes:
+        """The healthy probe's answer: ok, or what it is short of."""
+        return b"ok\n" if self.degraded is None else f"degraded: {self.degraded}\n".encode()
 
     def problem(self) -> bytes:
         """Why the agent is not healthy, for the probe's answer."""
@@ -109,7 +117,7 @@ def make_app(
         if path == "/metrics":
             return _reply(start, "200 OK", generate_latest(registry), CONTENT_TYPE_LATEST)
         probe = {
-            "/-/healthy": (health.healthy, b"ok\n", health.problem()),
+            "/-/healthy": (health.healthy, health.fine(), health.problem()),
             "/-/ready": (health.ready, b"ready\n", b"not reading the kernel log yet\n"),
         }
         if path in probe:
@@ -119,9 +127,13 @@ def make_app(
             query = parse_qs(environ.get("QUERY_STRING", ""))
             try:
                 since = float(query.get("since", ["0"])[0])
+                before = float(query.get("before", ["inf"])[0])
+                limit = int(query.get("limit", [str(API_PAGE)])[0])
             except ValueError:
-                return _reply(start, "400 Bad Request", b"since: a number of seconds\n")
-            body = json.dumps(_incidents(db_path, since)).encode()
+                return _reply(start, "400 Bad Request", API_USAGE)
+            if not 1 <= limit <= API_PAGE_MAX:
+                return _reply(start, "400 Bad Request", API_USAGE)
+            body = dumps(_incidents(db_path, since, before, limit)).encode()
             return _reply(start, "200 OK", body, "application/json")
         if path == "/api/v1/deliveries":
             query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -145,6 +157,11 @@ def serve(
     return server
 
 
+API_PAGE, API_PAGE_MAX = 50, 200  # incidents per answer, each at most PAYLOAD_BYTES
+API_USAGE = (
+    b"since, before: Unix seconds (detected in [since, before), newest first); "
+    b"limit: 1-200 incidents, 50 unless given\n"
+)
 FORBIDDEN = (
     b"/api answers this host only, or a bearer token (OOMWATCH_API_TOKEN_FILE): "
     b"it holds command lines\n"
@@ -169,11 +186,13 @@ def _deliveries(db_path: Path, incident: str) -> list[dict[str, Any]]:
         db.close()
 
 
-def _incidents(db_path: Path, since: float) -> list[dict[str, Any]]:
+def _incidents(db_path: Path, since: float, before: float, limit: int) -> list[dict[str, Any]]:
     # a connection of this thread's own, read-only: the loop's one is not shared
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        return read_incidents(db, since, 200)
+        return [
+            fit(d, PAYLOAD_BYTES, keep=ENVELOPE) for d in read_incidents(db, since, limit, before)
+        ]
     finally:
         db.close()
 

@@ -7,11 +7,15 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from oomwatch.delivery.dispatcher import Dispatcher
 from oomwatch.errors import FailureReason, NotifyError
 from oomwatch.metrics import Metrics
 from oomwatch.store import Store
 from oomwatch.testing import RecordingNotifier, make_incident
+
+pytestmark = pytest.mark.fault
 
 
 async def until(fact: Callable[[], bool], timeout_s: float = 10.0) -> None:

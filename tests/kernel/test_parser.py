@@ -259,6 +259,7 @@ def test_earlyoom_and_oomd_records() -> None:
     assert o.reason.startswith("memory used")
 
 
+@pytest.mark.fault
 def test_forged_userspace_kill_in_kmsg_is_ignored() -> None:
     """A user-space killer line written into /dev/kmsg is not believed."""
     kills, _ = parse(['14,5,1,-;sending SIGKILL to process 1 uid 0 "init": badness 1, VmRSS 1 MiB'])

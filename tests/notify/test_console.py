@@ -9,6 +9,8 @@ import json
 import re
 from dataclasses import replace
 
+import pytest
+
 from oomwatch.enrich.host import this_node
 from oomwatch.incidents.builder import IncidentBuilder
 from oomwatch.kernel.scan import LogScanner
@@ -94,6 +96,7 @@ def test_piped_is_one_plain_line_per_incident() -> None:
     assert "; same as " not in lines[0]
 
 
+@pytest.mark.fault
 def test_hostile_process_name_stays_on_its_line_and_cannot_colour() -> None:
     """A comm with a newline and an escape sequence is shown escaped, in both styles."""
     evil = kill_incident(comm="x\n\x1b[2Jboom")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from oomwatch.drill.memcg import find_memory_controller
 from oomwatch.sampling.sampler import Sampler, _memory_cgroup
 
@@ -58,6 +60,7 @@ def test_memory_cgroup_of_a_process() -> None:
     assert _memory_cgroup(b"") is None
 
 
+@pytest.mark.fault
 def test_a_hostile_command_line_is_cut_when_cached() -> None:
     """A process with a 1 MB command line costs the cache 4 KiB, its last argument marked."""
     import subprocess

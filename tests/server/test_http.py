@@ -16,6 +16,8 @@ from oomwatch.server import HealthState, make_app, serve
 from oomwatch.store import Store
 from tests.agentproc import free_port
 
+pytestmark = pytest.mark.fault
+
 
 @pytest.fixture
 def port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:

@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timedelta
 
 from oomwatch.enrich.kubernetes import PodIndex, pod_ref
+from oomwatch.incidents.bounds import bounded
 from oomwatch.incidents.explain import explain
 from oomwatch.model import (
     BacklogFacts,
@@ -56,6 +57,7 @@ class IncidentBuilder:
         """An incident for one kill (a drill's when `oomwatch drill` made it, or `drill`)."""
         now = time.time()
         drill = drill or is_drill(k)
+        k = bounded(k)
         v = k.victim
         key = fingerprint("oom_kill", self.hostname, _subject(k), v.comm)
         if k.seq is not None:

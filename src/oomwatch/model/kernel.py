@@ -155,6 +155,7 @@ class OomKill:
     kernel_release: str | None = None
     tasks: tuple[TaskRow, ...] = ()
     tasks_complete: bool = False
+    tasks_cut: int = 0  # rows the incident left out (the smallest by rss)
     page_kb: int = 4
     top_consumers: tuple[Consumer, ...] = ()
     selected_score: int | None = None
@@ -190,6 +191,7 @@ class OomKill:
             "page_kb": self.page_kb,
             "tasks": [dataclasses.asdict(t) for t in self.tasks],
             "tasks_complete": self.tasks_complete,
+            "tasks_cut": self.tasks_cut,
             "top_consumers": [dataclasses.asdict(c) for c in self.top_consumers],
             "selected_score": self.selected_score,
             "swap_free_kb": self.swap_free_kb,
@@ -223,6 +225,7 @@ class OomKill:
             kernel_release=d.get("kernel_release"),
             tasks=tuple(flat(TaskRow, t) for t in d.get("tasks") or ()),
             tasks_complete=bool(d.get("tasks_complete")),
+            tasks_cut=int(d.get("tasks_cut") or 0),
             page_kb=int(d.get("page_kb") or 4),
             top_consumers=tuple(flat(Consumer, c) for c in d.get("top_consumers") or ()),
             selected_score=d.get("selected_score"),

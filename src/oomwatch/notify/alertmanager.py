@@ -32,6 +32,9 @@ ALERTNAMES = {
 }
 
 
+MAX_LABEL = 1024  # a label value is an identity, not a document: a cgroup path fits
+
+
 def alertname(kind: str) -> str:
     """`OOMKill`, `MemoryLow`, ...: a kind's alert name."""
     return ALERTNAMES.get(kind) or "".join(w.capitalize() for w in kind.split("_"))
@@ -54,7 +57,7 @@ def alert(inc: Incident, now: dt.datetime, hold_s: float = 4 * 3600 + 300) -> di
         "container_id": k.kill.container.id if k and k.kill.container else None,
         "pod_uid": k.kill.container.pod_uid if k and k.kill.container else None,
     }
-    labels.update({name: v for name, v in optional.items() if v})
+    labels.update({name: truncate(v, MAX_LABEL) for name, v in optional.items() if v})
     why, advice = details(inc)
     started = dt.datetime.fromtimestamp(inc.detected_at, tz=dt.UTC)
     if inc.status == "resolved":

@@ -1,4 +1,7 @@
-"""The JSON Lines notifier: one webhook-shaped JSON object per incident, appended to a file."""
+"""The JSON Lines notifier: one webhook-shaped JSON object per incident, appended to a file.
+
+A line is at most 256 KiB, like the webhook's body (`render/fit.py`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import TYPE_CHECKING
 from oomwatch.errors import FailureReason, NotifyError
 from oomwatch.model import Incident
 from oomwatch.notify.common import Context, NotifierKind
+from oomwatch.render.fit import payload
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
@@ -24,7 +28,7 @@ class JsonlNotifier:
 
     async def send(self, incident: Incident, delivery_key: str) -> None:
         """Append one line with the payload and its delivery key."""
-        line = json.dumps({**incident.to_json(), "delivery_id": delivery_key}, ensure_ascii=False)
+        line = json.dumps(payload(incident, delivery_id=delivery_key), ensure_ascii=False)
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:

@@ -1,7 +1,7 @@
 """Opsgenie Alert API: create with the incident key as `alias`, close it on resolve.
 
 Limits (https://docs.opsgenie.com/docs/alert-api): message 130 characters, alias
-512, description 15,000, a details value 8,000.
+512, description 15,000, details 8,000 in total.
 """
 
 from __future__ import annotations
@@ -34,6 +34,21 @@ if TYPE_CHECKING:
 PRIORITY = {"critical": "P1", "warning": "P3", "info": "P5"}
 
 
+MAX_DETAILS = 8000  # characters, all keys and values together
+
+
+def _details(inc: Incident) -> dict[str, str]:
+    """The facts as details, the longest values cut until all fit in MAX_DETAILS."""
+    out = dict(facts(inc))
+    while sum(len(k) + len(v) for k, v in out.items()) > MAX_DETAILS:
+        name = max(out, key=lambda k: len(out[k]))
+        if len(out[name]) <= 16:
+            out.pop(name)
+            continue
+        out[name] = truncate(out[name], len(out[name]) // 2)
+    return out
+
+
 class OpsgenieNotifier:
     """Creates and closes alerts."""
 
@@ -62,7 +77,7 @@ class OpsgenieNotifier:
                 "alias": incident.key,
                 "description": truncate(plain_text(incident), 15000),
                 "tags": ["oomwatch", incident.kind],
-                "details": {k: truncate(v, 8000) for k, v in facts(incident)},
+                "details": _details(incident),
                 "entity": truncate(incident.host, 512),
                 "source": "oomwatch",
                 "priority": PRIORITY.get(incident.severity, "P3"),

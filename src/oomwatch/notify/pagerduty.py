@@ -27,11 +27,14 @@ from oomwatch.notify.common import (
 from oomwatch.notify.facts import details, facts, pids, truncate
 from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
+from oomwatch.render.fit import dumps, fit
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
 
 MAX_SUMMARY = 1024
+MAX_EVENT_BYTES = 500_000  # the API's 512 KB, with room for its own framing
+ROUTING = frozenset({"routing_key", "event_action", "dedup_key", "client"})
 SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 
 
@@ -81,8 +84,8 @@ class PagerDutyNotifier:
             self.client,
             self.url,
             "pagerduty",
-            json=event(incident, self.routing_key),
-            headers={"User-Agent": f"oomwatch/{__version__}"},
+            content=dumps(fit(event(incident, self.routing_key), MAX_EVENT_BYTES, keep=ROUTING)),
+            headers={"User-Agent": f"oomwatch/{__version__}", "Content-Type": "application/json"},
         )
 
     async def aclose(self) -> None:

@@ -32,6 +32,8 @@ from oomwatch.notify.common import (
 )
 from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
+from oomwatch.render.escape import truncate
+from oomwatch.render.fit import PAYLOAD_BYTES, dumps, payload
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
@@ -49,9 +51,11 @@ class WebhookNotifier:
         headers: dict[str, str] | None = None,
         hmac_secret: str | None = None,
         template: str | None = None,
+        max_bytes: int = PAYLOAD_BYTES,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.name = name
+        self.max_bytes = max_bytes
         self.url = url
         self.headers = dict(headers or {})
         self.secret = hmac_secret.encode() if hmac_secret else None
@@ -67,24 +71,37 @@ class WebhookNotifier:
         self.client = client or http_client(timeout_s)
 
     def body(self, incident: Incident) -> tuple[bytes, str]:
-        """The request body and its content type."""
-        payload = incident.to_json()
+        """The request body and its content type, at most `max_bytes`."""
+        limit = self.max_bytes
+        data = payload(incident, limit)
         if self.template is None:
-            return json.dumps(payload, ensure_ascii=False).encode(), "application/json"
+            return dumps(data).encode(), "application/json"
+        for _ in range(3):
+            text = self._render(data)
+            raw = text.encode()
+            if len(raw) <= self.max_bytes:
+                break
+            # the template repeats parts of the payload: give it a smaller one
+            limit = max(limit * self.max_bytes // len(raw) // 2, 1024)
+            data = payload(incident, limit)
+        else:
+            raw = truncate(text, self.max_bytes // 4).encode()
         try:
-            text = self.template.render(payload=payload)
+            json.loads(raw)
+            kind = "application/json"
+        except ValueError:
+            kind = "text/plain; charset=utf-8"
+        return raw, kind
+
+    def _render(self, data: dict[str, Any]) -> str:
+        try:
+            return str(self.template.render(payload=data))
         except Exception as e:  # noqa: BLE001 - a user's template can raise anything (1/0)
             raise NotifyError(
                 f"webhook template failed: {type(e).__name__}: {str(e)[:200]}",
                 retryable=False,
                 reason=FailureReason.CLIENT_ERROR,
             ) from None
-        try:
-            json.loads(text)
-            kind = "application/json"
-        except ValueError:
-            kind = "text/plain; charset=utf-8"
-        return text.encode(), kind
 
     async def send(self, incident: Incident, delivery_key: str) -> None:
         """POST the payload; raise NotifyError with the retry verdict on failure."""
@@ -115,6 +132,7 @@ class WebhookConfig(StrictModel):
     hmac_secret_file: Path | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     template: str | None = None
+    max_bytes: int = Field(PAYLOAD_BYTES, ge=4096)
 
 
 def _build(name: str, w: WebhookConfig, _ctx: Context) -> WebhookNotifier:
@@ -124,6 +142,7 @@ def _build(name: str, w: WebhookConfig, _ctx: Context) -> WebhookNotifier:
         headers=w.headers,
         hmac_secret=read_secret(w.hmac_secret, w.hmac_secret_file, "hmac_secret"),
         template=w.template,
+        max_bytes=w.max_bytes,
     )
 
 

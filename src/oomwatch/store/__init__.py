@@ -76,6 +76,7 @@ class Store(Outbox):
             raise StoreError(f"state database {path}: {e}") from None
         # notifiers running in worker threads (Slack, SMTP) use the threads table too
         self.lock = threading.RLock()
+        self.file_id = _file_id(path)
 
     def _open(self, path: Path) -> None:
         """Open (or create) the database with its schema; a corrupt file raises DatabaseError."""
@@ -116,6 +117,38 @@ class Store(Outbox):
     def close(self) -> None:
         """Close the database."""
         self.db.close()
+
+    def keep_file(self) -> None:
+        """Write the database again at its path when the file was deleted or replaced.
+
+        The open connection still holds every row (an unlinked file lives while it is
+        open): it is copied to a new file, so the outbox, the cursors and the dedup
+        state survive, and the next start neither repeats nor loses a kill.
+        """
+        now = _file_id(self.path)
+        if now == self.file_id:
+            return
+        with self.lock:
+            tmp = self.path.with_name(self.path.name + ".restore")
+            tmp.unlink(missing_ok=True)
+            os.close(os.open(tmp, os.O_CREAT | os.O_RDWR, 0o600))
+            copy = sqlite3.connect(tmp)
+            try:
+                self.db.backup(copy)
+            finally:
+                copy.close()
+            aside = _move_aside(self.path, "replaced") if now is not None else None
+            self.db.close()
+            for suffix in ("-wal", "-shm"):  # the deleted file's, or the stranger's
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            os.replace(tmp, self.path)
+            self._open(self.path)
+            self.file_id = _file_id(self.path)
+        log.error(
+            "state database %s was %s while running: written again from the open copy",
+            self.path,
+            f"replaced (the other file is now {aside})" if aside else "deleted",
+        )
 
     # -- cursors -------------------------------------------------------------------------
 
@@ -254,9 +287,18 @@ def _corrupt(e: sqlite3.DatabaseError) -> bool:
     return "not a database" in text or "malformed" in text or "corrupt" in text
 
 
-def _move_aside(path: Path) -> Path:
-    """Rename a corrupt database (and its -wal, -shm) to `<name>.corrupt-<time>`; the new name."""
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The file's device and inode, None when it is gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _move_aside(path: Path, why: str = "corrupt") -> Path:
+    """Rename a database (and its -wal, -shm) to `<name>.<why>-<time>`; the new name."""
+    aside = path.with_name(f"{path.name}.{why}-{time.strftime('%Y%m%dT%H%M%S')}")
     for suffix in ("", "-wal", "-shm"):
         old = path.with_name(path.name + suffix)
         if old.exists():

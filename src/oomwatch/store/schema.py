@@ -87,7 +87,8 @@ SELECT_DELIVERIES = (
 )
 SELECT_INCIDENTS = (
     "SELECT i.id, i.key, i.kind, i.category, i.status, i.severity, i.title, i.detected_at, "
-    "i.drill, i.body FROM incidents i WHERE detected_at >= ? ORDER BY detected_at DESC LIMIT ?"
+    "i.drill, i.body FROM incidents i WHERE detected_at >= ? AND detected_at < ? "
+    "ORDER BY detected_at DESC LIMIT ?"
 )
 # columns later versions added to a state file an earlier one made
 MIGRATIONS = (
@@ -174,9 +175,11 @@ def read_deliveries(db: sqlite3.Connection, incident_id: str) -> list[dict[str, 
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def read_incidents(db: sqlite3.Connection, since: float, limit: int) -> list[dict[str, Any]]:
-    """Incidents detected since `since`, newest first, as payloads (for the API and for tests)."""
-    rows = db.execute(SELECT_INCIDENTS, (since, limit)).fetchall()
+def read_incidents(
+    db: sqlite3.Connection, since: float, limit: int, before: float = float("inf")
+) -> list[dict[str, Any]]:
+    """Incidents detected in [since, before), newest first, as payloads (API and tests)."""
+    rows = db.execute(SELECT_INCIDENTS, (since, before, limit)).fetchall()
     return [incident_from_row(r).to_json() for r in rows]
 
 
