@@ -105,13 +105,9 @@ def survival(procs: int, kills: int) -> None:
             Path(tmp), {"OOMWATCH_WEBHOOK_URL": f"{hook.url}/hook", "OOMWATCH_CONSOLE": "off"}
         )
         agent.env["OOMWATCH_SAMPLE_INTERVAL"] = "2"
-        agent.start()
+        agent.start(cgroup=agent_cg)
         assert agent.proc is not None
         try:
-            move = agent_cg / "memory.move_charge_at_immigrate"
-            if move.exists():  # v1: its memory so far is charged to the cgroup too
-                move.write_text("3")
-            (agent_cg / "cgroup.procs").write_text(str(agent.proc.pid))
             with hostile_processes(procs, idle_cg):
                 agent.wait_metric(
                     "oomwatch_sample_duration_seconds_count", more_by=3, timeout_s=120

@@ -45,13 +45,19 @@ class AgentProcess:
         """The agent's HTTP address."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 20.0, *, terminal: bool = False) -> AgentProcess:
+    def start(
+        self, timeout_s: float = 20.0, *, terminal: bool = False, cgroup: Path | None = None
+    ) -> AgentProcess:
         """Start and wait until it reads the kernel log (/-/ready).
 
         With `terminal`, the agent runs on a pseudo-terminal (util-linux `script`), as
         when a person starts it in a shell; the log then holds what the screen showed.
+        With `cgroup`, it runs in that cgroup from its first allocation.
         """
         command = [sys.executable, "-m", "oomwatch", "run"]
+        if cgroup is not None:
+            procs = shlex.quote(str(cgroup / "cgroup.procs"))
+            command = ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh", *command]
         if terminal:
             inner = "exec " + " ".join(shlex.quote(c) for c in command)
             command = ["script", "--quiet", "--flush", "--return", "--command", inner, "/dev/null"]
