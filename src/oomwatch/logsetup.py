@@ -33,8 +33,12 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure(fmt: LogFormat = "text", stream: TextIO | None = None) -> None:
-    """Log INFO and above to `stream` (stderr) in `fmt`, secrets masked; libraries at WARNING."""
+def configure(fmt: LogFormat = "text", stream: TextIO | None = None, level: str = "info") -> None:
+    """Log `level` and above to `stream` (stderr) in `fmt`, secrets masked.
+
+    Libraries log their warnings only, unless the level is debug: then everything,
+    through the same masking (their request lines hold URLs).
+    """
     from oomwatch.redact import RedactFilter
 
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -44,6 +48,6 @@ def configure(fmt: LogFormat = "text", stream: TextIO | None = None) -> None:
     for old in root.handlers[:]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(level.upper())
     for name in QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)

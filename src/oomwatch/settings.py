@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     email_to: str | None = None
     console: bool | None = None
     log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     listen: str = f"127.0.0.1:{DEFAULT_PORT}"
     api_token_file: Path | None = None
     oom_score_adj: int = Field(-900, ge=-1000, le=1000)

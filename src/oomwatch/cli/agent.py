@@ -13,7 +13,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
     from oomwatch.settings import load_settings
 
     settings = load_settings()
-    configure(settings.log_format)
+    configure(settings.log_format, level=settings.log_level)
     remember(secrets_of(settings))
     return run_agent(settings)
 
