@@ -114,3 +114,24 @@ def test_rate_limit_pauses_every_delivery_of_the_receiver(tmp_path: Path) -> Non
     now[0] = t0 + 31.0
     asyncio.run(dispatcher().deliver_due())
     assert [i.id for i in limited.sent] == ["kill:1", "kill:2"]
+
+
+def test_a_receiver_that_answers_again_gets_its_backlog_at_once(tmp_path: Path) -> None:
+    """After an outage, the first success is the probe: deliveries in backoff go at once."""
+    store = Store(tmp_path / "db")
+    down = NotifyError("refused", retryable=True, reason=FailureReason.CONNECTION)
+    hook = RecordingNotifier("hook", fail_with=down)
+    # a 30 s base: without the probe, the first three would wait 15-60 s more
+    d = Dispatcher(store, {"hook": hook}, Metrics(), base_delay=30.0)
+
+    async def body() -> None:
+        store.record([make_incident(n, key=f"{n:020d}") for n in range(1, 4)], ["hook"])
+        d.wake()
+        await until(lambda: hook.attempts == 3)
+        hook.fail_with = None  # it answers again
+        store.record([make_incident(4, key="4" * 20)], ["hook"])
+        d.wake()
+        await until(lambda: len(hook.sent) == 4, timeout_s=5.0)
+
+    run_with(d, body)
+    assert sorted(i.id for i in hook.sent) == [f"kill:{n}" for n in range(1, 5)]

@@ -41,6 +41,7 @@ class Lane:
         self.receiver = receiver
         self.wake = asyncio.Event()
         self.pace = Pace(d.policy(receiver).min_gap_s, d.store.pause(receiver))
+        self.failing = False  # a retryable failure since the last success
 
     @property
     def notifier(self) -> Notifier | None:
@@ -122,6 +123,8 @@ class Lane:
         """One attempt, and a line saying it went (failures say so where they are handled)."""
         started = time.monotonic()
         out = await attempt(notifier, inc, self.receiver, self.d.bug_log)
+        if out.sent and self.failing:
+            self._recovered()
         if out.sent and self.d.policy(self.receiver).log_sent:
             log.info(
                 "sent to %s in %.0f ms: %s",
@@ -130,6 +133,14 @@ class Lane:
                 terminal(truncate(inc.title, LOGGED_TITLE_CHARS)),
             )
         return out
+
+    def _recovered(self) -> None:
+        """A success after failures is the probe: what waits out a backoff goes now."""
+        self.failing = False
+        waiting = self.d.store.retry_now(self.receiver, self.d.clock())
+        if waiting:
+            log.info("%s answers again: %d delivery(ies) retried now", self.receiver, waiting)
+            self.wake.set()
 
     def _sent(self, dl: Delivery) -> None:
         inc = dl.incident
@@ -316,6 +327,7 @@ class Lane:
             fail(redact(str(e)))
             log.error("delivery of %s to %s failed for good: %s", incident_id, self.receiver, e)
             return
+        self.failing = True
         at = retry_at(e, attempts, self.d.clock(), self.d.base_delay)
         if (
             e.reason is FailureReason.RATE_LIMITED

@@ -115,6 +115,15 @@ class Outbox:
             (next_at, error, unknown, delivery_id),
         )
 
+    def retry_now(self, receiver: str, now: float) -> int:
+        """The receiver answers again: its deliveries waiting out a backoff are due now."""
+        cur = self.db.execute(
+            "UPDATE outbox SET next_at = ? WHERE receiver = ? AND state = 'pending' "
+            "AND attempts > 0 AND next_at > ?",
+            (now, receiver, now),
+        )
+        return cur.rowcount
+
     def give_up(self, delivery_id: int, state: str, error: str) -> None:
         """A delivery failed for good (`failed`) or grew too old (`dropped`)."""
         self.db.execute(
