@@ -139,6 +139,7 @@ class Agent:
             on_new=self.dispatcher.wake,
             pagers=lambda: {n for n, p in self.dispatcher.policies.items() if p.pages},
             degraded=self._degraded,
+            oom_counter=self.sampler.vmstat_oom_kill,
         )
         self._samples = 0
         self._sample_logged_at = -60.0

@@ -34,6 +34,9 @@ log = logging.getLogger("oomwatch")
 # incidents kept in memory while the state database cannot be written (a full disk):
 # far more than a storm's worth, far less than the agent's memory
 MAX_UNSTORED = 5000
+# sources any local user can write a kernel-looking line into (`logger`); kmsg and
+# journald's kernel transport are the kernel's own
+FORGEABLE = frozenset({"file"})
 
 
 class Ingest:
@@ -52,6 +55,7 @@ class Ingest:
         on_new: Callable[[], None],
         pagers: Callable[[], set[str]] = set,
         degraded: Callable[[str | None], None] = lambda _why: None,
+        oom_counter: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.store = store
         self.builder = builder
@@ -63,6 +67,7 @@ class Ingest:
         self.on_new = on_new
         self.pagers = pagers
         self.degraded = degraded
+        self.oom_counter = oom_counter
         # (incidents, their receivers, where) in order, waiting for the database
         self.unstored: deque[tuple[list[Incident], dict[str, list[str]], dict[str, Any]]] = deque()
         self._unstored_logged_at = -60.0
@@ -90,19 +95,27 @@ class Ingest:
             log.warning("%s overrun: %d records lost", source, batch.lost)
             incidents.append(self.builder.gap(source, batch.lost, batch.cursor))
         b = self.backlog
+        counter: int | None = None
         for k in kills:
             self.metrics.kills.labels(k.killer, k.constraint or "none").inc()
+            confirmed = None
             if k.killer == "kernel":
-                if self.reconciler is not None:
-                    self.reconciler.saw(k)
-                self.cgroups.saw(k)
+                if source in FORGEABLE and self.reconciler is not None:
+                    counter = self.oom_counter() if counter is None else counter
+                    confirmed = self.reconciler.confirms(k, counter)
+                    if confirmed is False:
+                        self._unconfirmed(k, source)
+                if confirmed is not False:  # a forged kill must not hide a real unseen one
+                    if self.reconciler is not None:
+                        self.reconciler.saw(k)
+                    self.cgroups.saw(k)
             if b is not None and b.older(k):
                 b.add(k)
                 continue
             if b is not None and b.count:
                 incidents.insert(0, self._summary(b))  # the log has reached now
             b = None
-            incidents.append(self.builder.kill(k))
+            incidents.append(self.builder.kill(k, confirmed=confirmed))
         safe = not scanner.parser.needs_context
         cursor = batch.cursor if safe else None
         if self.backlog is not None and self.backlog.count:
@@ -111,6 +124,16 @@ class Ingest:
             self.record(incidents)
             return
         self.record(incidents, source=source, cursor=cursor)
+
+    def _unconfirmed(self, k: OomKill, source: str) -> None:
+        self.metrics.unconfirmed.inc()
+        log.warning(
+            "%s: a kill of %s (pid %s) that the kernel's oom_kill counter did not count: "
+            "reported as unconfirmed (a line anyone may write, or not of this boot)",
+            source,
+            terminal(str(k.victim.comm)),
+            k.victim.pid,
+        )
 
     def _summary(self, b: Backlog) -> Incident:
         """The one incident for the kills that were in the log before the start."""

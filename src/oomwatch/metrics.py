@@ -52,6 +52,11 @@ class Metrics:
         self.task_up = Gauge(
             "oomwatch_task_up", "Whether each agent task is running", ["task"], registry=r
         )
+        self.unconfirmed = Counter(
+            "oomwatch_unconfirmed_kills",
+            "Kills read from a file that the kernel's oom_kill counter did not count",
+            registry=r,
+        )
         self.unstored = Gauge(
             "oomwatch_unstored_incidents",
             "Incidents kept in memory because the state database cannot be written",

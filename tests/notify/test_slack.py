@@ -104,3 +104,27 @@ def test_header_names_the_victim_and_mrkdwn_cannot_format() -> None:
     _text, bl = blocks(with_victim(inc, "*x*_y_~z~`c`"))
     assert "*x*" not in json.dumps(bl[2])
     assert "*\u200bx*\u200b" in json.dumps(bl[2], ensure_ascii=False)
+
+
+def test_an_answer_without_ts_is_sent_and_the_next_repeat_starts_anew(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`{"ok": true}` with no `ts` (a Slack-compatible server): sent, logged, no crash."""
+    server = Recorder(responder=lambda _r: (200, {}, b'{"ok": true}')).start()
+    threads = _MemoryThreads()
+    n = SlackBotNotifier("s", TOKEN, "#oom", api_url=f"{server.url}/api/", threads=threads)
+    first = sample_incident("node-1")
+
+    async def go() -> None:
+        await n.send(first, "a")
+        await n.send(repeat(first, (11,)), "b")
+        await n.aclose()
+
+    try:
+        asyncio.run(go())
+    finally:
+        server.stop()
+    assert [r.path.rsplit("/", 1)[1] for r in server.received] == ["chat.postMessage"] * 2
+    assert all(not r.json().get("thread_ts") for r in server.received)
+    assert threads.thread("s", first.key) is None
+    assert "answer without ts; repeats will not be threaded" in caplog.text

@@ -53,13 +53,18 @@ class IncidentBuilder:
         """The node name incidents carry."""
         return self.node.hostname
 
-    def kill(self, k: OomKill, *, drill: bool = False) -> Incident:
-        """An incident for one kill (a drill's when `oomwatch drill` made it, or `drill`)."""
+    def kill(self, k: OomKill, *, drill: bool = False, confirmed: bool | None = None) -> Incident:
+        """An incident for one kill (a drill's when `oomwatch drill` made it, or `drill`).
+
+        `confirmed` False marks a kill from a file that the kernel's counter did not count.
+        """
         now = time.time()
         drill = drill or is_drill(k)
         k = bounded(k)
         v = k.victim
-        key = fingerprint("oom_kill", self.hostname, _subject(k), v.comm)
+        # an unconfirmed kill is its own group: never folded into a real one's repeats
+        mark = "unconfirmed" if confirmed is False else None
+        key = fingerprint("oom_kill", self.hostname, _subject(k), v.comm, *filter(None, [mark]))
         if k.seq is not None:
             event = f"{self.node.boot_id}:{k.seq}"
         else:
@@ -79,8 +84,11 @@ class IncidentBuilder:
             pod=pod,
             memory_now=self._memory_now(k.oom_memcg),
             top_now=self._top_now(),
+            confirmed=confirmed,
         )
         title = e.headline if pod is None else f"{e.headline[:-1]} — {pod.where}."
+        if confirmed is False:
+            title = f"Unconfirmed (the kernel did not count this kill): {title}"
         return Incident(
             f"kill:{fingerprint(event)}",
             key,

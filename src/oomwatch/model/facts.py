@@ -37,6 +37,10 @@ class KillFacts:
     pod: PodRef | None = None
     memory_now: MemoryNow | None = None
     top_now: tuple[TopProcess, ...] = ()
+    # False: read from a file anyone may write to, and the kernel's counter did not
+    # count it (forged, or not of this boot); None: not checked (kmsg, journald's
+    # kernel transport, or no counter on this kernel)
+    confirmed: bool | None = None
 
     @property
     def host(self) -> str:
@@ -88,6 +92,7 @@ class KillFacts:
             group_alias=self.group_alias,
             memory_now=self.memory_now.to_json() if self.memory_now else None,
             top_consumers_now=[_top_json(t) for t in self.top_now],
+            confirmed=self.confirmed,
         )
         if self.pod is not None:
             body["kubernetes"] = self.pod.to_json()
@@ -116,6 +121,7 @@ class KillFacts:
             pod=_pod(k8s) if k8s else None,
             memory_now=MemoryNow.from_json(d.get("memory_now")),
             top_now=_tops(d.get("top_consumers_now")),
+            confirmed=d.get("confirmed"),
         )
 
 

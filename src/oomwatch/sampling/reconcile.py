@@ -36,6 +36,18 @@ class Reconciler:
         if self.count_after is None or (k.uptime_s or 0.0) > self.count_after:
             self.seen += 1
 
+    def confirms(self, k: OomKill, counter: int | None) -> bool | None:
+        """Whether the counter counted a kill read from a forgeable file (None: cannot tell).
+
+        The kernel counts a kill before it prints the report, so a real kill's line
+        always finds a count not yet matched by a kill read. Call before `saw(k)`.
+        """
+        if counter is None or self.accounted is None:
+            return None
+        if self.count_after is not None and (k.uptime_s or 0.0) <= self.count_after:
+            return None  # from before the start: inside the baseline, not checkable
+        return counter - self.accounted - self.seen > 0
+
     def absorb(self, missing: int) -> None:
         """Kills already reported as unseen elsewhere (per cgroup): not to report again."""
         if self.accounted is not None:
