@@ -26,7 +26,7 @@ __all__ = ["agents", "hook"]  # the fixtures
 
 def kmsg_after(fd: int) -> list[tuple[float, str]]:
     """The records written since `fd` was positioned: (uptime, text)."""
-    out = []
+    out: list[tuple[float, str]] = []
     while True:
         try:
             rec = os.read(fd, 8192).decode(errors="replace")
