@@ -32,6 +32,7 @@ from oomwatch.receivers import RouteConfig, effective, load_file, make_notifier
 from oomwatch.sampling.conditions import Conditions
 from oomwatch.sampling.reconcile import Reconciler
 from oomwatch.sampling.sampler import Sampler
+from oomwatch.sdnotify import Notify, notify_forever
 from oomwatch.server import HealthState, make_app, serve
 from oomwatch.settings import Settings
 from oomwatch.sources import SOURCES, Follower
@@ -165,9 +166,14 @@ class Agent:
         sup.start("backlog", self._flush_backlog)
         if self.pod_watcher is not None:
             sup.start("pods", self.pod_watcher.run)
+        systemd = Notify(os.environ)
+        if systemd.enabled:
+            sup.start("systemd", lambda: notify_forever(systemd, self.health, self._status))
         try:
             await stop.wait()
         finally:
+            if systemd.enabled:
+                systemd.send("STOPPING=1", "STATUS=stopping")
             await sup.stop()
             server.shutdown()
             server.server_close()
@@ -175,6 +181,15 @@ class Agent:
                 await n.aclose()
             self._close_follower()
             self.store.close()
+
+    def _status(self) -> str:
+        """One line for `systemctl status`: what is read, what waits, what is wrong."""
+        source = self.follower.name if self.follower is not None else "no source yet"
+        parts = [f"reading {source}", f"{self.store.pending()} deliveries pending"]
+        if self.health.degraded:
+            parts.append(self.health.degraded)
+        parts.extend(f"{k} {v}" for k, v in sorted(self.health.failed.items()))
+        return "; ".join(parts)
 
     def _close_follower(self) -> None:
         self.health.ready = False

@@ -49,3 +49,7 @@ def test_hardening_and_needs() -> None:
     assert d["StateDirectory"] == ["oomwatch"]
     assert "OOMWATCH_STATE_DIR=/var/lib/oomwatch" in d["Environment"]
     assert d["ExecStart"] == ["/opt/oomwatch/bin/oomwatch run"]  # the venv of the README
+    # the agent speaks the notify protocol (tests/test_sdnotify.py): readiness and a watchdog
+    assert d["Type"] == ["notify"]
+    assert d["NotifyAccess"] == ["main"]
+    assert int(d["WatchdogSec"][0]) >= 20  # three sample intervals: a slow sample is no fault
