@@ -11,6 +11,7 @@ first scanner simply reads on: the records are the same.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import pickle
@@ -48,15 +49,15 @@ class FileScan:
         split = _split_point(self.path, self._min_size, self._quiet) if _two_cores() else None
         first = LogScanner(reference=self.reference)
         if split is None:
-            with self.path.open("rb") as f:
-                yield from first.scan_stream(f)
+            with _mapped(self.path) as mm:
+                yield from first.scan_mapped(mm)
             self.stats = first.stats
             return
         child = _fork_second_half(self.path, split, self.reference)
-        with self.path.open("rb") as f:
-            mine = list(first.scan_stream(f, stop_at=split)) if child else []
+        with _mapped(self.path) as mm:
+            mine = list(first.scan_mapped(mm, stop_at=split)) if child else []
             if not child:
-                yield from first.scan_stream(f)
+                yield from first.scan_mapped(mm)
                 self.stats = first.stats
                 return
         yield from mine
@@ -65,9 +66,8 @@ class FileScan:
         end = first.stopped_at
         if second is None or end is None:  # the child failed: read on here
             rest = LogScanner(reference=self.reference)
-            with self.path.open("rb") as f:
-                f.seek(end or split)
-                yield from rest.scan_stream(f, base=end or split)
+            with _mapped(self.path) as mm:
+                yield from rest.scan_mapped(mm, end or split)
             self.stats = _merged(first.stats, rest.stats)
             return
         kills, stats = second
@@ -80,6 +80,18 @@ class FileScan:
                 yield k
         self.stats = _merged(first.stats, stats)
         self.stats.kills = yielded
+
+
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[mmap.mmap | None]:
+    """The file mapped read-only (None when it is empty: an empty file cannot be mapped)."""
+    with path.open("rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            yield None
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+            yield mm
 
 
 def _two_cores() -> bool:
@@ -119,9 +131,8 @@ def _fork_second_half(path: Path, split: int, reference: datetime | None) -> tup
     try:  # the child: never returns into the caller's code
         os.close(r)
         scanner = LogScanner(reference=reference)
-        with path.open("rb") as f:
-            f.seek(split)
-            kills = list(scanner.scan_stream(f, base=split))
+        with _mapped(path) as mm:
+            kills = list(scanner.scan_mapped(mm, split))
         with os.fdopen(w, "wb") as out:
             pickle.dump((kills, scanner.stats), out, protocol=pickle.HIGHEST_PROTOCOL)
         code = 0

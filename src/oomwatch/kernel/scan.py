@@ -9,6 +9,7 @@ give the same records; a test holds them to that.
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
@@ -23,10 +24,11 @@ from oomwatch.model import OomKill
 # "systemd-oomd" hold "oom"; "Killed process N", "Kill process N", earlyoom's
 # "sending SIGTERM to process N" and "killing process N" hold "process N";
 # systemd-oomd's kill line without its tag (a paste) says "due to memory ..." or
-# "due to swap used"; earlyoom's reason is "low memory!". All of them hold an "o"
+# "due to swap used"; earlyoom's reason is "low memory!"; a kill line cut by a paste
+# still says "out of memory". All of them hold an "o"
 # followed by one of a few words: one regex with that literal first byte finds
 # them in a single pass, as fast as grep finds one word.
-NEEDLES = (re.compile(rb"o(?:om|cess \d| memory | swap used|w memory!)"),)
+NEEDLES = (re.compile(rb"o(?:om|cess \d| memory | swap used|w memory!|f memory)"),)
 # Of the lines with a keyword, those that can matter while no report is open ...
 RELEVANT = (
     b"invoked oom-killer",
@@ -42,6 +44,7 @@ RELEVANT = (
     b"Marked /",
     b" due to ",
     b"low memory!",
+    b"of memory",  # "Out of memory: Killed" cut by a paste: the rest may follow
 )
 # ... and those that prove a kill, whose report may have begun before them.
 PROVES_KILL = (
@@ -52,6 +55,7 @@ PROVES_KILL = (
     b"killing process",
     b" due to ",
 )
+Buffer = bytearray | mmap.mmap  # a block read, or a whole file mapped
 BLOCK = 8 << 20
 MAX_LINE = 16 << 20
 
@@ -151,14 +155,37 @@ class LogScanner:
             offset += len(raw) + 1
         yield from self.close()
 
-    def _scan_block(self, buf: bytearray, end: int, base: int) -> Generator[OomKill, None, int]:
-        """Scan `buf[:end]` (whole lines), feeding lines near keywords and inside open reports.
+    def scan_mapped(
+        self, mm: mmap.mmap | None, start: int = 0, *, stop_at: int | None = None
+    ) -> Iterator[OomKill]:
+        """`scan_stream` over a memory-mapped file from `start` (None: an empty file).
+
+        What the fast path skips is never copied out of the page cache.
+        """
+        self._stop_at = stop_at
+        if mm is None:
+            yield from self.close()
+            return
+        end = mm.rfind(b"\n", start) + 1
+        if end > start:
+            yield from self._scan_block(mm, end, 0, start=start)
+            if self.stopped_at is not None:
+                yield from self.close()
+                return
+        if len(mm) > max(end, start):
+            yield from self.feed(mm[max(end, start) :], offset=max(end, start))
+        yield from self.close()
+
+    def _scan_block(
+        self, buf: Buffer, end: int, base: int, *, start: int = 0
+    ) -> Generator[OomKill, None, int]:
+        """Scan `buf[start:end]` (whole lines), feeding lines near keywords and in open reports.
 
         Returns (as the generator's value) the offset after the last line fed.
         """
-        pos = 0  # everything before pos has been fed or skipped
-        fed_end = 0
-        finds = [_find(n, buf, 0, end) for n in NEEDLES]
+        pos = start  # everything before pos has been fed or skipped
+        fed_end = start
+        finds = [_find(n, buf, start, end) for n in NEEDLES]
         while pos < end:
             if not self.parser.needs_context:
                 hits = [f for f in finds if f >= 0]
@@ -200,7 +227,7 @@ class LogScanner:
             ]
         return fed_end
 
-    def _prime(self, buf: bytearray, lo: int, hi: int) -> None:
+    def _prime(self, buf: Buffer, lo: int, hi: int) -> None:
         """Give the decoder the last stamped line of the skipped `buf[lo:hi]`, as if read.
 
         A stampless line takes its host and clocks from the last stamped line
@@ -221,7 +248,7 @@ class LogScanner:
 _FIELD = re.compile(rb"\s*[A-Z_][A-Z0-9_]{1,40}=")
 
 
-def _record_start(buf: bytearray, lo: int, start: int) -> int:
+def _record_start(buf: Buffer, lo: int, start: int) -> int:
     """The first line of the journal record whose field line starts at `start`."""
     for _ in range(200):
         if start <= lo:
@@ -237,12 +264,12 @@ def _record_start(buf: bytearray, lo: int, start: int) -> int:
     return start
 
 
-def _find(pattern: re.Pattern[bytes], buf: bytearray, pos: int, end: int) -> int:
+def _find(pattern: re.Pattern[bytes], buf: Buffer, pos: int, end: int) -> int:
     m = pattern.search(buf, pos, end)
     return m.start() if m else -1
 
 
-def _start_of_last_lines(buf: bytearray, lo: int, hi: int, n: int) -> int:
+def _start_of_last_lines(buf: Buffer, lo: int, hi: int, n: int) -> int:
     """Find where the last `n` whole lines of `buf[lo:hi]` begin (`hi` starts a line)."""
     start = hi
     for _ in range(n):
