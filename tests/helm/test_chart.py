@@ -87,14 +87,15 @@ def test_security_posture(scenario: str) -> None:
 
 
 def test_daemonset_habits() -> None:
-    """Every node (taints tolerated), node-critical, Guaranteed QoS, node name, probes."""
+    """Every node (taints tolerated), node-critical, no CPU limit, node name, probes."""
     ds = daemonset(render({}))
     pod = ds["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert pod["priorityClassName"] == "system-node-critical"
     effects = {(t["operator"], t["effect"]) for t in pod["tolerations"]}
     assert effects == {("Exists", "NoSchedule"), ("Exists", "NoExecute")}
-    assert c["resources"]["requests"] == c["resources"]["limits"]
+    # a memory limit equal to the request, no CPU limit: a storm of kills is not throttled
+    assert c["resources"]["limits"] == {"memory": c["resources"]["requests"]["memory"]}
     env = {e["name"]: e for e in c["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert env["OOMWATCH_HOSTNAME"]["value"] == "$(NODE_NAME)"
@@ -148,7 +149,10 @@ def test_rbac_is_least_privilege() -> None:
         {"source": "bogus"},
         {"listenPort": 0},
         {"credentials": {"keys": ["aws-secret"]}},
-        {"env": {"PATH": "/x"}},
+        {"env": {"1-BAD": "/x"}},
+        {"env": {"OOMWATCH_X": {"value": "y"}}},
+        {"image": {"repository": "r", "digest": "latest"}},
+        {"updateStrategy": {"type": "Sometimes"}},
         {"nonsense": True},
     ],
 )
@@ -158,8 +162,69 @@ def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
         chart.validate_schema(bad)
 
 
+def test_the_values_users_of_node_charts_expect() -> None:
+    """Names, registry and digest, security contexts, volumes, strategy, host network, env."""
+    values = {
+        "fullnameOverride": "oomw",
+        "image": {"registry": "mirror.example.com", "digest": "sha256:" + "a" * 64},
+        "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"runAsUser": 10001},
+        "source": "journald",
+        "extraVolumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
+        "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+        "updateStrategy": {"type": "OnDelete"},
+        "hostNetwork": True,
+        "podAnnotations": {"team": "sre"},
+        "podLabels": {"tier": "node"},
+        "env": {
+            "HTTPS_PROXY": "http://proxy:3128",
+            "OOMWATCH_LOG_LEVEL": {
+                "valueFrom": {"configMapKeyRef": {"name": "extra", "key": "level"}}
+            },
+        },
+    }
+    objects = render(values)
+    for obj in objects:
+        if obj["kind"] not in CRDS:
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    ds = daemonset(objects)
+    assert ds["metadata"]["name"] == "oomw"
+    assert ds["spec"]["updateStrategy"] == {"type": "OnDelete"}
+    tmpl = ds["spec"]["template"]
+    assert tmpl["metadata"]["annotations"]["team"] == "sre"
+    assert tmpl["metadata"]["labels"]["tier"] == "node"
+    pod = tmpl["spec"]
+    assert (pod["hostNetwork"], pod["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    (c,) = pod["containers"]
+    assert c["image"] == "mirror.example.com/ghcr.io/oomwatch/oomwatch:0.1.0@sha256:" + "a" * 64
+    sc = c["securityContext"]
+    assert sc["runAsUser"] == 10001  # the user's value over the source's default
+    assert sc["capabilities"] == {"drop": ["ALL"]}  # the rest of the defaults stay
+    assert {"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["HTTPS_PROXY"]["value"] == "http://proxy:3128"
+    assert env["OOMWATCH_LOG_LEVEL"]["valueFrom"]["configMapKeyRef"]["key"] == "level"
+    named = render({"nameOverride": "agent"})
+    assert daemonset(named)["metadata"]["name"] == "oomwatch-agent"
+    kmsg = daemonset(render({"securityContext": {"runAsUser": 0}}))
+    (kc,) = kmsg["spec"]["template"]["spec"]["containers"]
+    assert kc["securityContext"]["privileged"] is True  # kmsg's default kept beside it
+
+
 def test_lint_finds_no_error() -> None:
     """`helm lint` reports no error (a missing icon is only advice)."""
     report = helm.lint(str(CHART), strict=False)
     assert report["errors"] == []
     assert all(m["severity"] < 3 for m in report["messages"])
+
+
+def test_the_readme_names_every_value() -> None:
+    """Each top-level value of values.yaml is in the chart README's table."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    table = "\n".join(
+        line for line in (CHART / "README.md").read_text().splitlines() if line.startswith("|")
+    )
+    missing = [k for k in values if f"`{k}" not in table]
+    assert missing == []

@@ -1,13 +1,18 @@
 {{/* Standard names and labels. */}}
 {{- define "oomwatch.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "oomwatch.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -31,8 +36,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/* [registry/]repository:tag, and @digest when given (the digest is what runs). */}}
 {{- define "oomwatch.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $repo := .Values.image.repository -}}
+{{- if .Values.image.registry -}}
+{{- $repo = printf "%s/%s" .Values.image.registry $repo -}}
+{{- end -}}
+{{- $ref := printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) -}}
+{{- if .Values.image.digest -}}
+{{- $ref = printf "%s@%s" $ref .Values.image.digest -}}
+{{- end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{/* The container's security context: the source's defaults, then the user's values over them. */}}
+{{- define "oomwatch.securityContext" -}}
+{{- $base := dict "readOnlyRootFilesystem" true -}}
+{{- if eq .Values.source "kmsg" -}}
+{{- $_ := set $base "privileged" true -}}
+{{- else -}}
+{{- $_ := set $base "privileged" false -}}
+{{- $_ := set $base "allowPrivilegeEscalation" false -}}
+{{- $_ := set $base "runAsUser" 0 -}}
+{{- $_ := set $base "capabilities" (dict "drop" (list "ALL")) -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $base (deepCopy .Values.securityContext)) -}}
 {{- end -}}
 
 {{/* The keys of the credentials Secret, whichever way it is given. */}}
