@@ -72,6 +72,7 @@ def test_security_posture(scenario: str) -> None:
     (c,) = pod["containers"]
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True
+    assert sc["runAsUser"] == 0  # the state hostPath is root's; the image's user is 10001
     if values.get("source", "kmsg") == "kmsg":
         assert sc["privileged"] is True
         assert any(v["hostPath"]["path"] == "/dev/kmsg" for v in pod["volumes"] if "hostPath" in v)

@@ -51,13 +51,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The container's security context: the source's defaults, then the user's values over them. */}}
 {{- define "oomwatch.securityContext" -}}
-{{- $base := dict "readOnlyRootFilesystem" true -}}
+{{- /* root in every mode: the state directory is a root-owned hostPath, and the
+       node's /proc and log need it; the image's own user (10001) is for other uses */}}
+{{- $base := dict "readOnlyRootFilesystem" true "runAsUser" 0 -}}
 {{- if eq .Values.source "kmsg" -}}
 {{- $_ := set $base "privileged" true -}}
 {{- else -}}
 {{- $_ := set $base "privileged" false -}}
 {{- $_ := set $base "allowPrivilegeEscalation" false -}}
-{{- $_ := set $base "runAsUser" 0 -}}
 {{- $_ := set $base "capabilities" (dict "drop" (list "ALL")) -}}
 {{- end -}}
 {{- toYaml (mergeOverwrite $base (deepCopy .Values.securityContext)) -}}
