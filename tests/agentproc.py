@@ -105,18 +105,7 @@ class AgentProcess:
         After this, nothing more goes out unless a new incident comes: the fact a
         test checking "sent once, never repeated" waits on.
         """
-        db = self.state_dir / "oomwatch.db"
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with contextlib.closing(sqlite3.connect(db, timeout=5)) as c:
-                pending = c.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
-                follow = c.execute("SELECT COUNT(*) FROM groups WHERE followup_at IS NOT NULL")
-                busy = pending.fetchone()[0] + follow.fetchone()[0]
-            if not busy:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{busy} deliveries still pending after {timeout_s} s")
-            time.sleep(0.05)
+        settled(self.state_dir / "oomwatch.db", timeout_s)
 
     def wait_log(self, text: str, count: int = 1, timeout_s: float = 20.0) -> None:
         """Wait until the agent has logged `text` at least `count` times."""
@@ -161,3 +150,18 @@ class AgentProcess:
     def metrics(self) -> str:
         """The /metrics text."""
         return httpx.get(f"{self.url}/metrics", timeout=5).text
+
+
+def settled(db: Path, timeout_s: float = 20.0) -> None:
+    """Wait until the agent's outbox in `db` holds nothing pending and no follow-up is due."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as c:
+            pending = c.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+            follow = c.execute("SELECT COUNT(*) FROM groups WHERE followup_at IS NOT NULL")
+            busy = pending.fetchone()[0] + follow.fetchone()[0]
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{busy} deliveries still pending after {timeout_s} s")
+        time.sleep(0.05)

@@ -18,20 +18,13 @@ import pytest
 from tests.agentproc import AgentProcess
 from tests.conftest import real_kernel_reason
 from tests.servers import Recorder
-from tests.test_agent import kill_of, oom_kill
+from tests.test_agent import hook, kill_of, oom_kill
 
 pytestmark = [
     pytest.mark.skipif(real_kernel_reason() is not None, reason=real_kernel_reason() or ""),
     pytest.mark.fault,
 ]
-
-
-@pytest.fixture
-def hook() -> Iterator[Recorder]:
-    """A webhook receiver on 127.0.0.1."""
-    r = Recorder().start()
-    yield r
-    r.stop()
+__all__ = ["hook"]  # the fixture
 
 
 @contextlib.contextmanager

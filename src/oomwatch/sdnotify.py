@@ -54,7 +54,8 @@ async def notify_forever(n: Notify, health: HealthState, status: Callable[[], st
     period = n.watchdog_s / 2 if n.watchdog_s else STATUS_EVERY_S
     ready = False
     while True:
-        fields = [f"STATUS={status()}"]
+        # one line: a newline in it would be read as a field of its own (READY=1, say)
+        fields = ["STATUS=" + " ".join(status().splitlines())]
         if health.ready and not ready:
             ready = True
             fields.insert(0, "READY=1")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +15,6 @@ from oomwatch.incidents.builder import IncidentBuilder
 from oomwatch.kernel.scan import LogScanner
 from oomwatch.metrics import Metrics
 from oomwatch.model import Incident, ProcessDetails, TopProcess
-from oomwatch.notify import Notifier
 from oomwatch.notify.alertmanager import AlertmanagerNotifier
 from oomwatch.notify.email import message
 from oomwatch.notify.jsonl import JsonlNotifier
@@ -31,10 +28,12 @@ from oomwatch.render.fit import fit, size
 from oomwatch.sampling.sampler import PidCache
 from oomwatch.server import HealthState, make_app
 from oomwatch.store import Store
+from tests.notify.test_notifiers import send, server
 from tests.servers import Recorder
 
 pytestmark = pytest.mark.fault
 
+__all__ = ["server"]  # the fixture
 MB = 1 << 20
 ROWS = 30_000
 
@@ -75,26 +74,6 @@ def incident() -> Incident:
     cmd = ("/bin/x", "A" * 4096)  # the most the pid cache keeps of one
     top = tuple(TopProcess(i, "p" * 15, 1, "u" * 32, cmd, "/" + "c" * 4095) for i in range(5))
     return replace(inc, facts=replace(k, top_now=top, process=ProcessDetails(cmdline=cmd)))
-
-
-@pytest.fixture
-def server() -> Iterator[Recorder]:
-    """A receiver on 127.0.0.1 that takes anything."""
-    r = Recorder().start()
-    yield r
-    r.stop()
-
-
-def send(n: Notifier, inc: Incident) -> None:
-    """One delivery."""
-
-    async def go() -> None:
-        try:
-            await n.send(inc, f"{inc.id}/{n.name}")
-        finally:
-            await n.aclose()
-
-    asyncio.run(go())
 
 
 def test_the_incident_keeps_bounded_kernel_text(incident: Incident) -> None:

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from oomwatch.drill.memcg import MIB, memory_cgroup, start_hog
-from tests.agentproc import free_port
+from tests.agentproc import free_port, settled
 from tests.servers import Received, Recorder
 
 ROOT = Path(__file__).parents[2]
@@ -223,30 +223,12 @@ def test_the_charts_pod_reports_real_kills(
             # "1 OOM kill not seen in the kernel log" from the kernel's counter
             pytest.xfail("journald: a kill made while stopped is read back as unseen only")
         assert any(of(pid)(r) for r in hook.received), "the kill made while it was stopped"
-        _settled(tmp_path / "state" / "oomwatch.db")
+        settled(tmp_path / "state" / "oomwatch.db")
         for p in [*pids, pid]:
             assert sum(of(p)(r) for r in hook.received) == 1, p
     finally:
         podman("pod", "rm", "-f", name, conf=conf)
         hook.stop()
-
-
-def _settled(db: Path, timeout_s: float = 20.0) -> None:
-    """Wait until the agent's outbox holds nothing pending and no follow-up is due."""
-    import contextlib
-    import sqlite3
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with contextlib.closing(sqlite3.connect(db, timeout=5)) as c:
-            busy = c.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
-            busy += c.execute(
-                "SELECT COUNT(*) FROM groups WHERE followup_at IS NOT NULL"
-            ).fetchone()[0]
-        if not busy:
-            return
-        assert time.monotonic() < deadline, f"{busy} deliveries still pending"
-        time.sleep(0.05)
 
 
 def _copy_kernel_report(pid: int, log: Path) -> float:
