@@ -38,6 +38,7 @@ class AgentProcess:
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.terminal = False  # started under `script`: the agent is its child
         self.log = state_dir / "agent.log"
 
     @property
@@ -58,6 +59,7 @@ class AgentProcess:
         if cgroup is not None:
             procs = shlex.quote(str(cgroup / "cgroup.procs"))
             command = ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh", *command]
+        self.terminal = terminal
         if terminal:
             inner = "exec " + " ".join(shlex.quote(c) for c in command)
             command = ["script", "--quiet", "--flush", "--return", "--command", inner, "/dev/null"]
@@ -82,9 +84,10 @@ class AgentProcess:
         assert self.proc is not None
         import psutil
 
-        with contextlib.suppress(psutil.NoSuchProcess):
-            for child in psutil.Process(self.proc.pid).children():  # the agent under `script`
-                child.send_signal(signal.SIGKILL)
+        if self.terminal:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for child in psutil.Process(self.proc.pid).children():  # the agent
+                    child.send_signal(signal.SIGKILL)
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
@@ -94,8 +97,10 @@ class AgentProcess:
             return self.proc.returncode if self.proc else 0
         import psutil
 
-        # on a terminal, the agent is the child of `script`, which returns its exit code
-        agent = psutil.Process(self.proc.pid).children() or [psutil.Process(self.proc.pid)]
+        # on a terminal, the agent is the child of `script`, which returns its exit code;
+        # otherwise its own children (journalctl) are not the agent
+        me = psutil.Process(self.proc.pid)
+        agent = (me.children() or [me]) if self.terminal else [me]
         agent[0].send_signal(signal.SIGTERM)
         return self.proc.wait(20)
 

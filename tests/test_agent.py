@@ -347,6 +347,25 @@ def test_journald_source(
     assert inc["time"] is not None
 
 
+def test_journald_source_reads_what_came_while_stopped(
+    agents: Callable[..., AgentProcess],
+    hook: Recorder,
+    journald: None,  # noqa: ARG001 - a fixture that starts journald
+) -> None:
+    """A restart resumes after the saved cursor with every record, not journalctl's last 10."""
+    agent = agents(OOMWATCH_WEBHOOK_URL=f"{hook.url}/hook", OOMWATCH_SOURCE="journald").start()
+    first = oom_kill("oomwatch-jr1")
+    assert hook.wait_for(kill_of(first))
+    agent.settled()
+    assert agent.stop() == 0
+    off = oom_kill("oomwatch-jr2")  # its report is some 70 records
+    agent.start()
+    assert hook.wait_for(kill_of(off))
+    agent.settled()
+    for pid in (first, off):
+        assert len(hook.wait_for(kill_of(pid), timeout_s=0)) == 1, pid
+
+
 def test_drill_end_to_end(agents: Callable[..., AgentProcess], tmp_path: Path) -> None:
     """`oomwatch drill` kills a process for real and finds the running agent's incident."""
     import subprocess

@@ -34,7 +34,9 @@ class JournaldFollower:
         """The journalctl command line for the saved position."""
         argv = [self._journalctl, "-k", "-f", "-o", "json", "--no-pager", "-q"]
         if self._cursor:
-            return [*argv, f"--after-cursor={self._cursor}"]
+            # --no-tail: with -f, journalctl shows only the last 10 records otherwise,
+            # and a report made while the agent was stopped is longer than that
+            return [*argv, f"--after-cursor={self._cursor}", "--no-tail"]
         if self._from_end:
             return [*argv, "-n", "0"]
         return [*argv, "-b", "--no-tail"]
