@@ -179,7 +179,10 @@ def test_overrun_while_stopped_is_counted_and_reconciled(
     first_seq = _first_kmsg_seq()
     agents(**env).start()
     (gap,) = hook.wait_for(lambda r: r.json()["incident"].get("kind") == "log_gap")
-    assert gap.json()["incident"]["records_lost"] == first_seq - saved_seq - 1
+    # exact against the ring as it was when the agent opened it: a record the kernel
+    # writes meanwhile (a container's teardown, say) pushes one more out
+    lost = gap.json()["incident"]["records_lost"]
+    assert first_seq - saved_seq - 1 <= lost <= _first_kmsg_seq() - saved_seq - 1
     (unseen,) = hook.wait_for(lambda r: r.json()["incident"].get("kind") == "unseen_kills")
     assert unseen.json()["incident"]["missing"] == 1
 

@@ -197,7 +197,10 @@ def test_the_charts_pod_reports_real_kills(
             pids.append(pid)
             if source == "file":
                 shown = _copy_kernel_report(pid, kern_log)
-            (got,) = hook.wait_for(of(pid), timeout_s=10)
+            # journald's first start reads the whole journal first (this machine's
+            # holds every test run's kills): the first kill may wait for that
+            first_wait = 120 if source == "journald" and i == 0 else 10
+            (got,) = hook.wait_for(of(pid), timeout_s=first_wait)
             inc = got.json()["incident"]
             assert inc["victim"]["comm"] == f"oomwatch-pod{i}"
             assert inc["task_memcg"].startswith("/oomwatch-pod-")
@@ -207,8 +210,6 @@ def test_the_charts_pod_reports_real_kills(
             latency = got.at - (inc["uptime_s"] if source == "kmsg" else shown)
             print(f"{source}: kill {i} -> webhook in {latency * 1000:.0f} ms")
             if source != "journald" or i > 0:
-                # journald's first kill waits for the first start's read of the whole
-                # journal (977 earlier kills here: 2.4-2.9 s)
                 assert latency < 1.0
         stopped = podman("pod", "stop", name, conf=conf)
         assert stopped.returncode == 0, stopped.stderr
