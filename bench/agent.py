@@ -79,6 +79,24 @@ def _kill_of(pid: int) -> Callable[[Received], bool]:
     return match
 
 
+def kill_latencies(
+    hook: Recorder, kills: int, comm: str, *, timeout_s: float, gap_s: float = 0.0
+) -> list[float]:
+    """Real kills, `gap_s` apart: from the kernel's stamp of each to `hook`'s receipt, in ms."""
+    offset = kmsg_clock_offset()
+    out = []
+    for i in range(kills):
+        pid = oom_kill(f"{comm}-{i}")
+        got = hook.wait_for(_kill_of(pid), timeout_s=timeout_s)
+        if not got:
+            print(f"    kill {i}: NOT RECEIVED")
+            continue
+        kernel_at = got[0].json()["incident"]["uptime_s"] - offset  # time.monotonic() terms
+        out.append((got[0].at - kernel_at) * 1000)
+        time.sleep(gap_s)
+    return out
+
+
 def latency(kills: int) -> None:
     """(a): kernel stamp of the kill record to the webhook's receipt."""
     hook = Recorder().start()
@@ -92,18 +110,7 @@ def latency(kills: int) -> None:
             },
         ).start()
         try:
-            offset = kmsg_clock_offset()
-            results = []
-            for i in range(kills):
-                pid = oom_kill(f"bench-lat-{i}")
-                got = hook.wait_for(_kill_of(pid), timeout_s=10)
-                if not got:
-                    print(f"kill {i}: NOT RECEIVED")
-                    continue
-                inc = got[0].json()["incident"]
-                kernel_at = inc["uptime_s"] - offset  # in time.monotonic() terms
-                results.append((got[0].at - kernel_at) * 1000)
-                time.sleep(0.2)
+            results = kill_latencies(hook, kills, "bench-lat", timeout_s=10, gap_s=0.2)
         finally:
             agent.stop()
             hook.stop()

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from tests.agentproc import AgentProcess  # noqa: E402
 from tests.servers import Recorder  # noqa: E402
 
-from bench.agent import _kill_of, kmsg_clock_offset, oom_kill  # noqa: E402
+from bench.agent import _kill_of, kill_latencies, oom_kill  # noqa: E402
 from oomwatch.drill.memcg import MIB, memory_cgroup  # noqa: E402
 
 ARGS = ["x" * 131_000] * 8  # 1 MB of command line: MAX_ARG_STRLEN is 128 KiB an argument
@@ -177,16 +177,7 @@ def latencies(kills: int, hole: int | None) -> list[float]:
             Path(tmp), {"OOMWATCH_CONFIG": str(config), "OOMWATCH_CONSOLE": "off"}
         ).start()
         try:
-            offset = kmsg_clock_offset()
-            out = []
-            for i in range(kills):
-                pid = oom_kill(f"bench-iso-{i}")
-                got = hook.wait_for(_kill_of(pid), timeout_s=30)
-                if not got:
-                    print(f"    kill {i}: NOT RECEIVED by the healthy receiver")
-                    continue
-                kernel_at = got[0].json()["incident"]["uptime_s"] - offset
-                out.append((got[0].at - kernel_at) * 1000)
+            out = kill_latencies(hook, kills, "bench-iso", timeout_s=30)
         finally:
             agent.stop()
             hook.stop()
