@@ -38,7 +38,11 @@ def kill_in_cgroup(name: str, comm: str) -> tuple[int, bytes]:
 def test_real_kill_parses_from_kmsg(cgroup_name: str, tmp_path: Path) -> None:
     """The captured /dev/kmsg text gives the kill with pid, comm, cgroup and limit."""
     pid, records = kill_in_cgroup(cgroup_name, "oomwatch-hog")
-    kills = [k for k in LogScanner().scan_lines(records.split(b"\n")) if k.victim.pid == pid]
+    kills = [
+        k
+        for k in LogScanner().scan_lines(records.split(b"\n"))
+        if (k.victim.pid, k.oom_memcg) == (pid, f"/{cgroup_name}")
+    ]
     assert len(kills) == 1
     k = kills[0]
     ctl = find_memory_controller()
@@ -65,7 +69,7 @@ def test_real_kill_parses_from_kmsg(cgroup_name: str, tmp_path: Path) -> None:
         check=True,
     )
     parsed = [json.loads(line) for line in done.stdout.splitlines()]
-    mine = [r for r in parsed if r["victim"]["pid"] == pid]
+    mine = [r for r in parsed if (r["victim"]["pid"], r["oom_memcg"]) == (pid, f"/{cgroup_name}")]
     assert len(mine) == 1
     assert mine[0]["oom_memcg"] == f"/{cgroup_name}"
     assert mine[0]["memcg"]["limit_kb"] == 32768
@@ -76,7 +80,11 @@ def test_diagnose_reads_the_live_log(cgroup_name: str) -> None:
     pid, _ = kill_in_cgroup(cgroup_name, "oomwatch-diag")
     cmd = [sys.executable, "-m", "oomwatch", "diagnose", "--source", "kmsg"]
     done = subprocess.run([*cmd, "--json"], capture_output=True, check=True)
-    mine = [r for r in map(json.loads, done.stdout.splitlines()) if r["victim"]["pid"] == pid]
+    mine = [
+        r
+        for r in map(json.loads, done.stdout.splitlines())
+        if (r["victim"]["pid"], r["oom_memcg"]) == (pid, f"/{cgroup_name}")
+    ]
     assert len(mine) == 1
     assert mine[0]["time"] is not None  # uptime turned into a wall time
     report = subprocess.run(
@@ -90,7 +98,11 @@ def test_diagnose_reads_the_live_log(cgroup_name: str) -> None:
 def test_hostile_process_name(cgroup_name: str) -> None:
     """A name with markup and a newline survives the real kernel path as plain text."""
     pid, records = kill_in_cgroup(cgroup_name, "<!chan\nnel>")
-    kills = [k for k in LogScanner().scan_lines(records.split(b"\n")) if k.victim.pid == pid]
+    kills = [
+        k
+        for k in LogScanner().scan_lines(records.split(b"\n"))
+        if (k.victim.pid, k.oom_memcg) == (pid, f"/{cgroup_name}")
+    ]
     assert len(kills) == 1
     assert kills[0].victim.comm == "<!chan\nnel>"
     assert kills[0].trigger is not None
@@ -109,7 +121,7 @@ def test_diagnose_through_a_real_journald(cgroup_name: str) -> None:
     deadline = time.monotonic() + 10
     while True:
         log = read_local_log("journald")
-        mine = [k for k in log.kills if k.victim.pid == pid]
+        mine = [k for k in log.kills if (k.victim.pid, k.oom_memcg) == (pid, f"/{cgroup_name}")]
         if mine or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -169,7 +181,7 @@ def test_every_journalctl_output_of_a_real_kill(cgroup_name: str, tmp_path: Path
                     found = list(scanner.scan_stream(f))
             else:
                 found = list(scanner.scan_lines(out.read_bytes().split(b"\n")))
-            mine = [k for k in found if k.victim.pid == pid]
+            mine = [k for k in found if (k.victim.pid, k.oom_memcg) == (pid, f"/{cgroup_name}")]
             assert len(mine) == 1, (fmt, fast)
             k = mine[0]
             assert (k.victim.comm, k.oom_memcg) == ("oomwatch-jfmt", f"/{cgroup_name}"), fmt
@@ -208,10 +220,13 @@ def test_kills_forged_through_journald_are_not_believed(cgroup_name: str, tmp_pa
     deadline = time.monotonic() + 10
     while True:
         log = read_local_log("journald")
-        if any(k.victim.pid == pid for k in log.kills) or time.monotonic() > deadline:
+        if (
+            any((k.victim.pid, k.oom_memcg) == (pid, f"/{cgroup_name}") for k in log.kills)
+            or time.monotonic() > deadline
+        ):
             break
         time.sleep(0.2)
-    assert [k.victim.pid for k in log.kills if k.victim.pid == pid] == [pid]
+    assert [k.victim.pid for k in log.kills if k.oom_memcg == f"/{cgroup_name}"] == [pid]
     assert not [k for k in log.kills if (k.victim.comm or "").startswith("FAKE")]
     # the whole journal, every transport, through `parse`: still only the real kill
     export = tmp_path / "journal.json"
