@@ -28,6 +28,7 @@ def run_agent(
     tmp_path: Path,
     body: Callable[[Agent, FakeFollower], Awaitable[None]],
     first_start: str = "all",
+    **more: object,
 ) -> Agent:
     """An agent on a fake follower and a recording notifier while `body` runs."""
     follower = FakeFollower()
@@ -36,6 +37,7 @@ def run_agent(
         listen=f"127.0.0.1:{free_port()}",
         sample_interval=0.2,
         first_start=first_start,
+        **more,  # type: ignore[arg-type]
     )
     agent = Agent(settings, {"rec": RecordingNotifier("rec")}, source=lambda: follower)
     agent.supervisor.delay_s = 0.2

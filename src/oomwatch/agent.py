@@ -101,7 +101,7 @@ class Agent:
     ) -> None:
         self.settings = settings
         self._source = source  # tests: a fake follower instead of the settings' source
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings.metrics_series_ttl_s)
         self.db_path = settings.state_path / "oomwatch.db"
         self.api_token = settings.api_token  # read at start: a missing file is a usage error
         self.store = Store(self.db_path)
@@ -302,6 +302,7 @@ class Agent:
                 snap = await asyncio.to_thread(self.sampler.sample)
                 self.metrics.sample_duration.observe(time.monotonic() - started)
                 self._after_sample(snap)
+                self.metrics.workloads.expire()
             except Exception as e:  # noqa: BLE001 - one bad sample must not stop sampling
                 self._sample_failed(e)
             self.health.beat()

@@ -116,6 +116,8 @@ class Ingest:
                 incidents.insert(0, self._summary(b))  # the log has reached now
             b = None
             incidents.append(self.builder.kill(k, confirmed=confirmed))
+            if confirmed is not False:  # forged lines must not make series
+                self._count_workload(incidents[-1])
         safe = not scanner.parser.needs_context
         cursor = batch.cursor if safe else None
         if self.backlog is not None and self.backlog.count:
@@ -124,6 +126,12 @@ class Ingest:
             self.record(incidents)
             return
         self.record(incidents, source=source, cursor=cursor)
+
+    def _count_workload(self, incident: Incident) -> None:
+        kill = incident.kill
+        if kill is not None:
+            k = kill.kill
+            self.metrics.workloads.count(kill.pod, k.task_memcg or k.oom_memcg)
 
     def _unconfirmed(self, k: OomKill, source: str) -> None:
         self.metrics.unconfirmed.inc()

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import time
+from collections import OrderedDict
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+from oomwatch import __version__
+from oomwatch.model.parts import PodRef
+
+# a `_created` series for every counter doubles the series count and no query uses it
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+MAX_WORKLOAD_SERIES = 1000
+MAX_LABEL = 256
 
 
 class Metrics:
     """Every metric the agent exports on /metrics."""
 
-    def __init__(self) -> None:
+    def __init__(self, series_ttl_s: float = 3600.0) -> None:
         r = self.registry = CollectorRegistry()
+        ProcessCollector(registry=r)
+        Info("oomwatch_build", "The running oomwatch", registry=r).info({"version": __version__})
+        self.workloads = WorkloadKills(r, series_ttl_s)
         self.kills = Counter(
             "oomwatch_kills", "OOM kills seen in the log", ["killer", "constraint"], registry=r
         )
@@ -74,3 +97,59 @@ class Metrics:
             ["receiver"],
             registry=r,
         )
+
+
+class WorkloadKills:
+    """Kills per pod (or, off Kubernetes, per cgroup); series quiet for `ttl_s` are dropped."""
+
+    def __init__(self, registry: CollectorRegistry, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self.pods = Counter(
+            "oomwatch_container_oom_kills",
+            "OOM kills in each container of a pod",
+            ["namespace", "pod", "container", "owner_kind", "owner"],
+            registry=registry,
+        )
+        self.cgroups = Counter(
+            "oomwatch_cgroup_oom_kills",
+            "OOM kills in each cgroup that is not a pod's",
+            ["cgroup"],
+            registry=registry,
+        )
+        # series -> when it last counted a kill, oldest first
+        self._seen: OrderedDict[tuple[Counter, tuple[str, ...]], float] = OrderedDict()
+
+    def count(self, pod: PodRef | None, cgroup: str | None, now: float | None = None) -> None:
+        """One kill, in a pod's container or else in a cgroup."""
+        values: list[str]
+        if pod is not None:
+            family = self.pods
+            values = [pod.namespace, pod.pod, pod.container or "", pod.owner_kind or ""]
+            values.append(pod.owner_name or "")
+        elif cgroup:
+            family, values = self.cgroups, [cgroup]
+        else:
+            return
+        labels = tuple(v[:MAX_LABEL] for v in values)
+        family.labels(*labels).inc()
+        self._seen[(family, labels)] = time.monotonic() if now is None else now
+        self._seen.move_to_end((family, labels))
+        while len(self._seen) > MAX_WORKLOAD_SERIES:
+            (old, old_labels), _ = self._seen.popitem(last=False)
+            old.remove(*old_labels)
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop the series with no kill for `ttl_s`; how many went."""
+        now = time.monotonic() if now is None else now
+        gone = 0
+        while self._seen:
+            (family, labels), at = next(iter(self._seen.items()))
+            if now - at <= self.ttl_s:
+                break
+            del self._seen[(family, labels)]
+            family.remove(*labels)
+            gone += 1
+        return gone
+
+    def __len__(self) -> int:
+        return len(self._seen)

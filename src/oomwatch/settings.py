@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     delivery_max_age_s: float = Field(24 * 3600, gt=0)
     group_interval_s: float = Field(300.0, gt=0)
     repeat_interval_s: float = Field(4 * 3600.0, gt=0)
+    metrics_series_ttl_s: float = Field(3600.0, gt=0)
     thresholds: Thresholds = Thresholds()
 
     @field_validator("listen")

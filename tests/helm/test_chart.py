@@ -18,7 +18,7 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 CHART = Path(__file__).parents[2] / "helm" / "oomwatch"
 SCENARIOS = ["default", *sorted(p.stem for p in (CHART / "ci").glob("*.yaml"))]
 KUBE_VERSION = "1.30.0"
-CRDS = {"ServiceMonitor", "PodMonitor"}
+CRDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 
 def values_of(scenario: str) -> dict[str, Any]:
@@ -229,3 +229,14 @@ def test_the_readme_names_every_value() -> None:
     )
     missing = [k for k in values if f"`{k}" not in table]
     assert missing == []
+
+
+def test_prometheus_rule_is_the_shipped_rules_file() -> None:
+    """prometheusRule.enabled renders the rules file's groups, unchanged; off by default."""
+    assert not [o for o in render({}) if o["kind"] == "PrometheusRule"]
+    objects = render({"prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}}})
+    (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    assert rule["spec"] == yaml.safe_load((CHART / "files" / "oomwatch-rules.yaml").read_text())
+    assert "$labels.owner" in str(rule["spec"])  # Prometheus's template text is not Helm's
