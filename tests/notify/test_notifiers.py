@@ -13,6 +13,7 @@ import pytest
 
 from oomwatch.errors import NotifyError
 from oomwatch.model import Incident
+from oomwatch.model.parts import PodRef
 from oomwatch.notify import Notifier
 from oomwatch.notify.alertmanager import AlertmanagerNotifier
 from oomwatch.notify.opsgenie import OpsgenieNotifier
@@ -205,6 +206,26 @@ def test_alertmanager_alerts(server: Recorder) -> None:
     assert a["labels"]["pod_uid"] == "5931aa75-4603-4e65-b552-7c71cf55cfb5"
     assert a["endsAt"] > a["startsAt"]
     assert res[0]["endsAt"] >= a["startsAt"]
+    assert "namespace" not in a["labels"]  # no pod known: no workload labels
+
+
+def test_alertmanager_labels_name_the_workload(server: Recorder) -> None:
+    """A pod's kill carries namespace, pod, container, owner_kind and owner, as /metrics does."""
+    inc = sample_incident("node-1")
+    kill = inc.kill
+    assert kill is not None
+    pod = PodRef("shop", "api-7f9c-x2", container="api", owner_kind="Deployment", owner_name="api")
+    send(AlertmanagerNotifier("am", server.url), replace(inc, facts=replace(kill, pod=pod)))
+    ((a,),) = (json.loads(r.body) for r in server.received)
+    assert {
+        k: a["labels"][k] for k in ("namespace", "pod", "container", "owner_kind", "owner")
+    } == {
+        "namespace": "shop",
+        "pod": "api-7f9c-x2",
+        "container": "api",
+        "owner_kind": "Deployment",
+        "owner": "api",
+    }
 
 
 def test_webhook_signature_headers_and_template(server: Recorder) -> None:

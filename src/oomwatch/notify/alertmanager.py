@@ -51,7 +51,14 @@ def alert(inc: Incident, now: dt.datetime, hold_s: float = 4 * 3600 + 300) -> di
     }
     have = inc.labels()
     k = inc.kill
+    pod = k.pod if k else None
     optional = {
+        # the workload's labels, as /metrics names them: what a route groups on across nodes
+        "namespace": pod.namespace if pod else None,
+        "pod": pod.pod if pod else None,
+        "container": pod.container if pod else None,
+        "owner_kind": pod.owner_kind if pod else None,
+        "owner": pod.owner_name if pod else None,
         "comm": have.get("comm"),
         "cgroup": have.get("cgroup"),
         "container_id": k.kill.container.id if k and k.kill.container else None,
