@@ -76,8 +76,13 @@ class LogFileFollower:
         batch = self.read_available()
         if batch.lines:
             yield batch
+        name = self.path.name
         async for _ in awatch(
             self.path.parent,
+            # the file and its rotations only: a tree watch of /var/log would wake on the
+            # journal, pods' logs and the agent's own log (a loop), and walk symlinks
+            watch_filter=lambda _change, path: os.path.basename(path).startswith(name),
+            recursive=False,
             debounce=20,
             step=10,
             rust_timeout=int(self.poll_s * 1000),
