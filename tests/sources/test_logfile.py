@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from oomwatch.sources import Batch
 from oomwatch.sources.logfile import LogFileFollower
 
 
@@ -58,3 +59,46 @@ def test_missing_file_waits(tmp_path: Path) -> None:
     (tmp_path / "kern.log").write_bytes(b"x\n")
     assert f.read_available().lines == [b"x"]
     f.close()
+
+
+def test_other_files_in_the_directory_wake_nothing(tmp_path: Path) -> None:
+    """The agent's own log (or a pod's) written beside kern.log causes no read: no loop.
+
+    A tree below it (a symlink into /proc, as /var/log/pods holds links) is not walked.
+    """
+    import asyncio
+
+    log = tmp_path / "kern.log"
+    log.write_bytes(b"")
+    (tmp_path / "proc").symlink_to("/proc")
+    own = tmp_path / "oomwatch.log"
+
+    async def go() -> tuple[int, list[bytes]]:
+        f = LogFileFollower(log, None, poll_s=60.0)  # no wake-up from the timeout
+        reads = 0
+        real = f.read_available
+
+        def counted() -> Batch:
+            nonlocal reads
+            reads += 1
+            return real()
+
+        f.read_available = counted  # type: ignore[method-assign]
+        batches = f.batches()
+        first = asyncio.ensure_future(anext(batches))
+        await asyncio.sleep(0.2)  # the watch is set up
+        with own.open("ab") as out:
+            for i in range(20):  # paced past the watch's 20 ms debounce
+                out.write(b"agent: line %d\n" % i)
+                out.flush()
+                await asyncio.sleep(0.03)
+        with log.open("ab") as out:
+            out.write(b"kernel line\n")
+        batch = await asyncio.wait_for(first, 10)
+        await batches.aclose()  # type: ignore[attr-defined]
+        f.close()
+        return reads, batch.lines
+
+    reads, lines = asyncio.run(go())
+    assert lines == [b"kernel line"]
+    assert reads == 2  # the first read at start, then kern.log's change

@@ -18,7 +18,8 @@ TAIL = 64
 class LogFileFollower:
     """Reads new lines of one file; the cursor is its inode and the offset read up to.
 
-    The directory is watched (a rotated file is replaced, not changed): a new inode
+    Its directory is watched for the file and its rotations only (a rotated file is
+    replaced, not changed), not the tree below it: a new inode
     at the path means rotation by rename (the old file is read to its end first); a
     size below the offset, or other bytes than were read just before the offset,
     mean truncation (copytruncate, perhaps written again since): read again from 0.
