@@ -241,7 +241,9 @@ def test_one_notification_per_workload_across_five_nodes(
             r.json() for r in slack.received if "Deployment shop/api" in r.body.decode()
         ]
         (attachment,) = api_slack["attachments"]
-        assert attachment["title"] == "OOM-killed: Deployment shop/api, 5 alerts (one per node, container and process name)"
+        assert attachment["title"] == (
+            "OOM-killed: Deployment shop/api, 5 alerts (one per node, container and process name)"
+        )
         for n, node in enumerate(NODES, start=1):
             assert f"*{node}* pod api-7f9c5d-{n} container api: java killed" in attachment["text"]
         (web_slack,) = [r.json() for r in slack.received if "shop/web" in r.body.decode()]
