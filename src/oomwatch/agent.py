@@ -302,9 +302,9 @@ class Agent:
                 snap = await asyncio.to_thread(self.sampler.sample)
                 self.metrics.sample_duration.observe(time.monotonic() - started)
                 self._after_sample(snap)
-                self.metrics.workloads.expire()
             except Exception as e:  # noqa: BLE001 - one bad sample must not stop sampling
                 self._sample_failed(e)
+            self.metrics.workloads.expire()
             self.health.beat()
             await asyncio.sleep(max(interval - (time.monotonic() - started), 0.0))
 

@@ -121,16 +121,15 @@ class WorkloadKills:
 
     def count(self, pod: PodRef | None, cgroup: str | None, now: float | None = None) -> None:
         """One kill, in a pod's container or else in a cgroup."""
-        values: list[str]
+        values: tuple[str | None, ...]
         if pod is not None:
             family = self.pods
-            values = [pod.namespace, pod.pod, pod.container or "", pod.owner_kind or ""]
-            values.append(pod.owner_name or "")
+            values = (pod.namespace, pod.pod, pod.container, pod.owner_kind, pod.owner_name)
         elif cgroup:
-            family, values = self.cgroups, [cgroup]
+            family, values = self.cgroups, (cgroup,)
         else:
             return
-        labels = tuple(v[:MAX_LABEL] for v in values)
+        labels = tuple((v or "")[:MAX_LABEL] for v in values)
         family.labels(*labels).inc()
         self._seen[(family, labels)] = time.monotonic() if now is None else now
         self._seen.move_to_end((family, labels))

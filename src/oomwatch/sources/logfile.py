@@ -18,11 +18,11 @@ TAIL = 64
 class LogFileFollower:
     """Reads new lines of one file; the cursor is its inode and the offset read up to.
 
-    Its directory is watched for the file and its rotations only (a rotated file is
-    replaced, not changed), not the tree below it: a new inode
-    at the path means rotation by rename (the old file is read to its end first); a
-    size below the offset, or other bytes than were read just before the offset,
-    mean truncation (copytruncate, perhaps written again since): read again from 0.
+    Its directory is watched, for the file and its rotations only (a rotated file is
+    replaced, not changed): a new inode at the path means rotation by rename (the old
+    file is read to its end first); a size below the offset, or other bytes than were
+    read just before the offset, mean truncation (copytruncate, perhaps written again
+    since): read again from 0.
     """
 
     name = "file"
