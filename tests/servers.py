@@ -36,6 +36,7 @@ class Recorder:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    keep_alive: bool = False  # HTTP/1.1 with persistent connections, as real receivers answer
 
     @property
     def url(self) -> str:
@@ -48,6 +49,10 @@ class Recorder:
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
+            if recorder.keep_alive:
+                protocol_version = "HTTP/1.1"
+                disable_nagle_algorithm = True  # the answer's head and body in one segment
+
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)

@@ -45,6 +45,7 @@ FILES_POLL_S = 1.0
 CLOSE_OLD_NOTIFIERS_S = 30.0  # Slack allows about one message a second per channel
 KEEP_INCIDENTS_S = 30 * 86400.0  # the state file stays small on a node that runs for years
 PRUNE_EVERY_S = 3600.0
+TRIM_QUIET_S = 0.5  # how long the log must have been quiet before memory is trimmed
 
 
 def build_notifiers(
@@ -143,6 +144,7 @@ class Agent:
             oom_counter=self.sampler.vmstat_oom_kill,
         )
         self._samples = 0
+        self._trim_due = False
         self._sample_logged_at = -60.0
 
     @property
@@ -193,6 +195,7 @@ class Agent:
 
     def _close_follower(self) -> None:
         self.health.ready = False
+        self.ingest.save_cursor()
         if self.follower is not None:
             self.metrics.source_up.labels(self.follower.name).set(0)
             self.follower.close()
@@ -311,6 +314,7 @@ class Agent:
     def _keep_state(self, prune: bool) -> None:
         """The state database: still the file at its path, what waits in memory written."""
         self.store.keep_file()
+        self.ingest.save_cursor()
         if self.ingest.unstored:
             self.ingest.store_unstored()
         if prune and not self.ingest.unstored:
@@ -328,6 +332,11 @@ class Agent:
         if self.ingest.burst or self.dispatcher.busy or self._samples <= 2:
             # after a burst, and after start-up (whose garbage is the largest)
             self.ingest.burst = self.dispatcher.busy = False
+            self._trim_due = True
+        if self._trim_due and time.monotonic() - self.ingest.read_at >= TRIM_QUIET_S:
+            # a collection and a trim hold the heap for tens of milliseconds: not
+            # while records stream in, or a flood overruns the kernel's buffer
+            self._trim_due = False
             trim_memory()
         self.ingest.sample(snap)
 

@@ -34,6 +34,7 @@ log = logging.getLogger("oomwatch")
 # incidents kept in memory while the state database cannot be written (a full disk):
 # far more than a storm's worth, far less than the agent's memory
 MAX_UNSTORED = 5000
+CURSOR_EVERY_S = 1.0  # how often a cursor alone (no incident with it) is stored
 # sources any local user can write a kernel-looking line into (`logger`); kmsg and
 # journald's kernel transport are the kernel's own
 FORGEABLE = frozenset({"file"})
@@ -78,15 +79,18 @@ class Ingest:
         self._unread_seen: dict[str, int] = {}
         self.backlog: Backlog | None = None  # set on a first start in summary mode
         self._unread_logged_at = -60.0
+        self._unsaved_cursor: tuple[str, str] | None = None  # read past, not yet stored
+        self._cursor_saved_at = -60.0
+        self.read_at = -60.0  # when the last batch with records came (time.monotonic())
 
     def batch(self, batch: Batch, source: str, scanner: LogScanner) -> None:
         """One batch of a follower: its kills and gaps, stored with the cursor after them."""
         incidents: list[Incident] = []
         stats = scanner.stats
         before = stats.malformed + stats.unread
-        kills: list[OomKill] = []
-        for raw in batch.lines:
-            kills.extend(scanner.feed(raw))
+        if batch.lines:
+            self.read_at = time.monotonic()
+        kills = scanner.feed_live(batch.lines)
         self.metrics.malformed.inc(stats.malformed + stats.unread - before)
         self._say_unread(source, stats)
         if batch.lost:
@@ -125,7 +129,24 @@ class Ingest:
             self.backlog.cursor = (source, cursor) if cursor else self.backlog.cursor
             self.record(incidents)
             return
+        if not incidents and cursor is not None:
+            now = time.monotonic()
+            if now - self._cursor_saved_at < CURSOR_EVERY_S:
+                # a record without a kill is harmless to read twice after a crash; a
+                # commit per small batch would cost a flood more than reading it
+                self._unsaved_cursor = (source, cursor)
+                return
+            self._cursor_saved_at = now
+        self._unsaved_cursor = None
         self.record(incidents, source=source, cursor=cursor)
+
+    def save_cursor(self) -> None:
+        """Store the cursor that `batch` held back (at a sample, on stop)."""
+        if self._unsaved_cursor is not None:
+            source, cursor = self._unsaved_cursor
+            self._unsaved_cursor = None
+            self._cursor_saved_at = time.monotonic()
+            self.record([], source=source, cursor=cursor)
 
     def _count_workload(self, incident: Incident) -> None:
         kill = incident.kill

@@ -32,9 +32,21 @@ def _kill(k: OomKill) -> tuple[object, ...]:
     return (k.killer, v.pid, v.comm, v.total_vm_kb, v.anon_rss_kb, k.task_memcg, k.reason)
 
 
+def _live(lines: list[bytes], batch: int = 7) -> list[OomKill]:
+    """The followers' path: batches of lines through `feed_live`, then the end."""
+    scanner = LogScanner()
+    kills = []
+    for i in range(0, len(lines), batch):
+        kills.extend(scanner.feed_live(lines[i : i + batch]))
+    return kills + scanner.close()
+
+
 def _both(data: bytes) -> tuple[list[OomKill], list[OomKill]]:
+    """Line by line and the block scanner; the live path must give line by line's records."""
     by_line = list(LogScanner().scan_lines(data.split(b"\n")))
     fast = list(LogScanner().scan_stream(io.BytesIO(data), block=512))
+    live = _live(data.split(b"\n"))
+    assert [_kill(k) for k in live] == [_kill(k) for k in by_line]
     return by_line, fast
 
 
@@ -92,3 +104,6 @@ def test_fast_path_matches_line_by_line_on_the_whole_corpus() -> None:
         slow = list(LogScanner().scan_lines(data.split(b"\n")))
         assert [k.to_dict() for k in fast] == [k.to_dict() for k in slow]
         assert len(fast) >= 20
+    for batch in (1, 50, 4096):
+        live = _live(data.split(b"\n"), batch)
+        assert [k.to_dict() for k in live] == [k.to_dict() for k in slow]

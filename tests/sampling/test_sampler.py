@@ -98,7 +98,7 @@ def test_the_cache_bounds_the_bytes_of_command_lines() -> None:
     cache = PidCache(max_cmdline_bytes=64 * 1024)
     for pid in range(1, 200):
         info = ProcInfo(pid, 0, "hog", ("a" * 4000,), 0, "root", None, 0)
-        cache.put(pid, _Entry(info, array("I", [1]), 0.0))
+        cache.put(pid, _Entry(info, array("I", [1]), array("I", [0]), 0.0))
     # the budget, plus a lean head for each entry past it: bounded by the entry count
     full = 64 * 1024 // 4001
     assert cache.cmdline_bytes == full * 4001 + (199 - full) * (CMDLINE_LEAN + 2)
@@ -107,3 +107,101 @@ def test_the_cache_bounds_the_bytes_of_command_lines() -> None:
     assert len(lean[0].cmdline[0]) == CMDLINE_LEAN + 1  # cut, with its marker
     cache.evict(now=10_000.0)  # all dead long ago: the bytes go with them
     assert (len(cache), cache.cmdline_bytes) == (0, 0)
+
+
+def _fake_proc(root: Path, procs: dict[int, tuple[str, int, int]]) -> Path:
+    """A /proc with this machine's memory files and `procs` (pid: comm, start ticks, RSS pages)."""
+    root.mkdir(exist_ok=True)
+    for name in ("meminfo", "vmstat", "swaps", "pressure", "stat"):
+        if not (root / name).exists() and Path(f"/proc/{name}").exists():
+            (root / name).symlink_to(f"/proc/{name}")
+    for pid, (comm, start, pages) in procs.items():
+        d = root / str(pid)
+        d.mkdir(exist_ok=True)
+        fields = ["S", *["0"] * 18, str(start), "0", str(pages), *["0"] * 30]
+        (d / "stat").write_text(f"{pid} ({comm}) {' '.join(fields)}\n")
+        (d / "cmdline").write_bytes(f"/bin/{comm}\0--flag\0".encode())
+        (d / "cgroup").write_text("0::/test.slice\n")
+    return root
+
+
+def _count_stat_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from oomwatch.sampling import sampler as mod
+
+    reads: list[str] = []
+    real = mod._read_str
+
+    def counting(path: str) -> bytes | None:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(mod, "_read_str", counting)
+    return reads
+
+
+def test_a_steady_small_process_is_read_once_in_a_few_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 steady processes cost 200/6 stat reads a sample (plus the largest), not 200."""
+    procs = {pid: (f"p{pid}", 1000 + pid, 10 + pid % 7) for pid in range(100, 300)}
+    sampler = Sampler(_fake_proc(tmp_path / "proc", procs), tmp_path, top_n=5)
+    reads = _count_stat_reads(monkeypatch)
+    for _ in range(sampler.cache.refresh_every + 1):  # young: read at every sample
+        sampler.sample()
+    per_sample = []
+    for _ in range(12):
+        reads.clear()
+        snap = sampler.sample()
+        per_sample.append(len(reads))
+        assert snap.processes == 200
+    every = sampler.cache.refresh_every
+    assert max(per_sample) <= 200 / every + 1 + 2 * 5  # its share, and the largest
+    assert sum(per_sample) / len(per_sample) < 50
+    # each process was read within the last `every` samples: none is forgotten
+    info, history = sampler.cache.get(150) or (None, [])
+    assert info is not None
+    assert info.cmdline == ("/bin/p150", "--flag")
+    assert len(history) >= 2
+
+
+def test_growth_and_size_are_read_at_every_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that grows is read at every sample from the read that saw it grow."""
+    procs = {pid: (f"p{pid}", 1000 + pid, 10) for pid in range(100, 160)}
+    proc = _fake_proc(tmp_path / "proc", procs)
+    sampler = Sampler(proc, tmp_path, top_n=3)
+    for _ in range(sampler.cache.refresh_every + 1):
+        sampler.sample()
+    reads = _count_stat_reads(monkeypatch)
+    pages = 10
+    seen_growing = []
+    for _ in range(3 * sampler.cache.refresh_every):
+        pages += 2000  # 8 MB a sample
+        _fake_proc(proc, {130: ("leaky", 1130, pages)})
+        reads.clear()
+        snap = sampler.sample()
+        seen_growing.append(f"{proc}/130/stat" in reads)
+    first = seen_growing.index(True)
+    assert first < sampler.cache.refresh_every  # its turn came within `every` samples
+    assert all(seen_growing[first:])
+    assert snap.top[0].pid == 130
+    assert snap.top[0].rss_kb == pages * sampler._page_kb
+
+
+def test_a_reused_pid_is_read_as_a_new_process(tmp_path: Path) -> None:
+    """Another process under the same pid (a new /proc/<pid> inode) is described afresh."""
+    import shutil
+
+    proc = _fake_proc(tmp_path / "proc", {200: ("old", 500, 10), 201: ("other", 501, 10)})
+    sampler = Sampler(proc, tmp_path)
+    for _ in range(sampler.cache.refresh_every + 1):
+        sampler.sample()
+    shutil.rmtree(proc / "200")
+    _fake_proc(proc, {300: ("keep-inode-apart", 1, 1)})  # the old inode is not handed out again
+    _fake_proc(proc, {200: ("new", 900, 10)})
+    sampler.sample()
+    got = sampler.cache.get(200)
+    assert got is not None
+    assert got[0].comm == "new"
+    assert got[0].cmdline == ("/bin/new", "--flag")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import re
+from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from typing import BinaryIO
@@ -67,6 +68,7 @@ class LogScanner:
         self.decoder = LineDecoder(reference=reference)
         self.parser = OomParser()
         self.stopped_at: int | None = None  # where `scan_stream(stop_at=...)` stopped
+        self._held: deque[bytes] = deque(maxlen=FRAGMENT_GAP_LINES)  # skipped by `feed_live`
         self._stop_at: int | None = None
 
     @property
@@ -82,6 +84,30 @@ class LogScanner:
         if self.decoder.malformed:
             self.parser.stats.malformed += self.decoder.malformed
             self.decoder.malformed = 0
+        return out
+
+    def feed_live(self, lines: Iterable[bytes]) -> list[OomKill]:
+        """A follower's lines in, kills out: the fast path's keyword skip, line by line.
+
+        While no report is open, a line without a keyword is only held (the last
+        FRAGMENT_GAP_LINES of them); a line that proves a kill gets them fed first,
+        for a fragment whose header came earlier. So a flood of other records costs
+        one regex search each, and the kills are those of feeding every line.
+        """
+        out: list[OomKill] = []
+        held = self._held
+        needle = NEEDLES[0].search
+        parser = self.parser
+        for raw in lines:
+            if not parser.needs_context:
+                if needle(raw) is None or not any(m in raw for m in RELEVANT):
+                    held.append(raw)
+                    continue
+                if held and any(m in raw for m in PROVES_KILL):
+                    for h in held:
+                        out.extend(self.feed(h))
+                held.clear()
+            out.extend(self.feed(raw))
         return out
 
     def close(self) -> list[OomKill]:

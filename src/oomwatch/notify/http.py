@@ -73,8 +73,22 @@ def header(headers: Mapping[str, Any], name: str) -> str | None:
 
 
 def client(timeout_s: float = TIMEOUT_S) -> httpx.AsyncClient:
-    """A long-lived client for one receiver (keep-alive, bounded timeouts)."""
-    return httpx.AsyncClient(timeout=timeout_s)
+    """A long-lived client for one receiver (keep-alive, bounded timeouts), ready to send."""
+    warm()
+    # kills are rare: httpx's 5 s keep-alive would make nearly every delivery connect
+    # again; 55 s stays under the idle timeouts of common servers and balancers (60 s)
+    limits = httpx.Limits(max_connections=10, max_keepalive_connections=2, keepalive_expiry=55)
+    return httpx.AsyncClient(timeout=timeout_s, limits=limits)
+
+
+def warm() -> None:
+    """Load now what httpx loads on its first request, ~40 ms the first kill would wait."""
+    import anyio._backends._asyncio
+    import anyio.lowlevel
+    import anyio.streams.memory
+    import anyio.streams.stapled
+    import anyio.streams.tls
+    import anyio.to_thread  # noqa: F401
 
 
 async def post(client: httpx.AsyncClient, url: str, what: str, **kwargs: Any) -> httpx.Response:

@@ -2,8 +2,12 @@
 
 A bounded per-pid cache keeps each process's command line, user, cgroup and RSS
 history, so a victim that is already dead when its kill is read can still be
-described. Reading is cheap on purpose: one small read of `/proc/<pid>/stat` per
-process per sample; command line and cgroup only for processes not seen before.
+described. Reading is cheap on purpose: a new process is read fully (stat,
+command line, cgroup, user) at the first sample that sees it; a known one costs
+only its directory entry, and its `stat` is read again when it matters: every
+sample while it is among the largest, young or growing, else every
+`PidCache.refresh_every` samples. A reused pid gets a new directory inode, so it
+is read as new.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import pwd
 import threading
 import time
 from array import array
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,11 +42,24 @@ CUT = "…"
 @dataclass(slots=True)
 class _Entry:
     info: ProcInfo  # what does not change while the process lives (rss_kb left at 0)
-    # RSS in kB at the last samples this process was alive for (4 bytes each: the
-    # cache holds every process of the node)
+    # RSS in kB at the samples that read it, and when (seconds since the cache's
+    # epoch): 8 bytes a reading, as the cache holds every process of the node
     history: array[int]
+    times: array[int]
     last_seen: float
     rss_kb: int = 0
+    ino: int = 0  # of /proc/<pid>: another process under the same pid has another
+    first_at: int = 0  # the sample that first saw it
+    hot: bool = True  # read at every sample (large, young or growing)
+
+    def reading(self, rss_kb: int, t: int, keep: int) -> None:
+        """One RSS reading into the history (at most `keep`)."""
+        self.rss_kb = rss_kb
+        self.history.append(min(rss_kb, 0xFFFFFFFF))
+        self.times.append(t)
+        if len(self.history) > keep:
+            del self.history[0]
+            del self.times[0]
 
 
 @dataclass(slots=True)
@@ -55,7 +72,9 @@ class PidCache:
     cmdline_bytes: int = 0
     keep_dead_s: float = 300.0
     history: int = 30
-    _times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    refresh_every: int = 6  # samples between two reads of a small, steady process
+    epoch: float = field(default_factory=time.time)
+    samples: int = 0
     # the sampler updates these under the lock; readers use get()
     entries: OrderedDict[int, _Entry] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -66,18 +85,17 @@ class PidCache:
             e = self.entries.get(pid)
             if e is None:
                 return None
-            # a process is in every sample from its start to its end, so its values
-            # are the last ones of the samples up to when it was last seen
-            times = [t for t in self._times if t <= e.last_seen][-len(e.history) :]
-            return e.info, list(zip(times, e.history, strict=False))
+            times = [self.epoch + t for t in e.times]
+            return e.info, list(zip(times, e.history, strict=True))
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def note_sample(self, t: float) -> None:
-        """A sample starts at time t."""
+    def note_sample(self) -> int:
+        """A sample starts; its number."""
         with self.lock:
-            self._times.append(t)
+            self.samples += 1
+            return self.samples
 
     def put(self, pid: int, entry: _Entry) -> None:
         """Store or refresh a pid's entry as the most recently seen."""
@@ -126,7 +144,6 @@ class Sampler:
     def sample(self) -> Snapshot:
         """Read everything once (run it off the event loop: it reads many small files)."""
         now = time.time()
-        self.cache.note_sample(now)
         vm = psutil.virtual_memory()
         sw = psutil.swap_memory()
         some, full = self._psi()
@@ -159,24 +176,35 @@ class Sampler:
     # -- processes ---------------------------------------------------------------------
 
     def _scan(self, now: float) -> tuple[int, tuple[ProcInfo, ...]]:
-        """Every process's RSS into the cache; (how many processes, the largest ones).
+        """Every process into the cache; (how many processes, the largest ones).
 
         This runs for every process every sample, so it avoids objects it does not
-        need: one read of /proc/<pid>/stat, no Path objects, one lock for the scan.
+        need: directory entries, no Path objects, one lock for the scan, and a read
+        of /proc/<pid>/stat only for the processes that can have changed the answer.
         """
         try:
-            names = [d.name for d in os.scandir(self.proc) if d.name.isdigit()]
+            found = [(d.name, d.inode()) for d in os.scandir(self.proc) if d.name.isdigit()]
         except OSError:
             return 0, ()
         cache = self.cache
+        n = cache.note_sample()
+        t = int(now - cache.epoch)
+        every = cache.refresh_every
         proc = str(self.proc)
         page_kb = self._page_kb
         keep = cache.history
         sizes: list[tuple[int, _Entry]] = []
-        new: list[tuple[int, int, str, int]] = []
+        new: list[tuple[int, int, str, int, int]] = []
         with cache.lock:
             entries = cache.entries
-            for name in names:
+            for name, ino in found:
+                pid = int(name)
+                e = entries.get(pid)
+                # a steady small process is read once in `every` samples, pids spread
+                if e is not None and e.ino == ino and not e.hot and (n + pid) % every:
+                    e.last_seen = now
+                    sizes.append((e.rss_kb, e))
+                    continue
                 stat = _read_str(f"{proc}/{name}/stat")
                 if stat is None:
                     continue
@@ -184,28 +212,29 @@ class Sampler:
                 fields = stat[close + 2 :].split()
                 if len(fields) < 22:
                     continue
-                pid = int(name)
                 start = int(fields[19])
                 rss_kb = int(fields[21]) * page_kb
-                e = entries.get(pid)
                 if e is None or e.info.start_ticks != start:
                     comm = stat[stat.find(b"(") + 1 : close].decode("utf-8", "backslashreplace")
-                    new.append((pid, start, comm, rss_kb))
+                    new.append((pid, start, comm, rss_kb, ino))
                     continue
-                e.rss_kb = rss_kb
-                e.history.append(min(rss_kb, 0xFFFFFFFF))
-                if len(e.history) > keep:
-                    del e.history[0]
-                e.last_seen = now
+                grew = rss_kb - e.rss_kb >= max(e.rss_kb // 10, 1024)
+                e.reading(rss_kb, t, keep)
+                e.ino, e.last_seen = ino, now
+                e.hot = grew or n - e.first_at < every
                 sizes.append((rss_kb, e))
-        for pid, start, comm, rss_kb in new:  # read outside the lock: several files each
-            e = _Entry(
-                self._describe(pid, start, comm), array("I", [min(rss_kb, 0xFFFFFFFF)]), now, rss_kb
-            )
+        for pid, start, comm, rss_kb, ino in new:  # read outside the lock: several files each
+            info = self._describe(pid, start, comm)
+            e = _Entry(info, array("I"), array("I"), now, ino=ino, first_at=n)
+            e.reading(rss_kb, t, keep)
             cache.put(pid, e)
             sizes.append((rss_kb, e))
         cache.evict(now)
-        top = heapq.nlargest(self.top_n, sizes, key=lambda t: t[0])
+        # the largest are read at every sample: they are the ones a kill is told with
+        ranked = heapq.nlargest(2 * self.top_n, sizes, key=lambda s: s[0])
+        for _, e in ranked:
+            e.hot = True
+        top = ranked[: self.top_n]
         return len(sizes), tuple(dataclasses.replace(e.info, rss_kb=rss) for rss, e in top)
 
     def _describe(self, pid: int, start: int, comm: str) -> ProcInfo:
