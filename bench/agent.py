@@ -237,13 +237,15 @@ def idle_processes(n: int) -> Iterator[None]:
 
 
 def footprint(seconds: float) -> None:
-    """(b): RSS and CPU with 1,000 idle processes at the default 10 s sample interval."""
+    """(b): RSS and CPU with a webhook and 1,000 idle processes at the default 10 s interval."""
+    print(f"(b) {load()}")
+    hook = Recorder(keep_alive=True).start()
     with idle_processes(1000), tempfile.TemporaryDirectory() as tmp:
         agent = AgentProcess(
             Path(tmp),
             {
+                "OOMWATCH_WEBHOOK_URL": f"{hook.url}/hook",
                 "OOMWATCH_CONSOLE": "false",
-                "OOMWATCH_JSONL_PATH": "/dev/null",
                 "OOMWATCH_SAMPLE_INTERVAL": "10",
             },
         ).start()
@@ -263,6 +265,7 @@ def footprint(seconds: float) -> None:
             rss = p.memory_info().rss
         finally:
             agent.stop()
+            hook.stop()
     print(
         f"(b) footprint over {wall:.0f} s with 1000 extra idle processes: RSS {rss / 1e6:.1f} "
         f"MB (peak {peak / 1e6:.1f} MB; target <= 45, ratio {peak / 45e6:.2f}), CPU "
@@ -304,6 +307,7 @@ def sampling(processes: int, samples: int) -> None:
 
 def flood(rate: int, seconds: float, kills: int) -> None:
     """(c): `rate` unrelated records per second for `seconds`, with `kills` real kills inside."""
+    print(f"(c) {load()}")
     hook = Recorder().start()
     knob = Path("/proc/sys/kernel/printk_devkmsg")
     old = knob.read_text().strip()

@@ -91,8 +91,9 @@ class Ingest:
         if batch.lines:
             self.read_at = time.monotonic()
         kills = scanner.feed_live(batch.lines)
-        self.metrics.malformed.inc(stats.malformed + stats.unread - before)
-        self._say_unread(source, stats)
+        if stats.malformed + stats.unread != before:
+            self.metrics.malformed.inc(stats.malformed + stats.unread - before)
+            self._say_unread(source, stats)
         if batch.lost:
             self.metrics.log_gaps.inc()
             self.metrics.records_lost.inc(batch.lost)

@@ -136,7 +136,7 @@ class Sampler:
         self.proc = proc_root
         self.sys = sys_root
         self.top_n = top_n
-        self.cache = cache or PidCache()
+        self.cache = cache if cache is not None else PidCache()  # an empty cache is falsy
         self._users: dict[int, str | None] = {}
         self._page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
         psutil.PROCFS_PATH = str(proc_root)

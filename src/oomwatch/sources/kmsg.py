@@ -64,8 +64,11 @@ class KmsgFollower:
                 raise
             if not rec:
                 break
-            head = rec.split(b";", 1)[0].split(b",")
-            seq = int(head[1]) if len(head) > 2 and head[1].isdigit() else None
+            # "prio,seq,stamp,flags;text": only the sequence number is read here
+            a = rec.find(b",")
+            b = rec.find(b",", a + 1, 40)
+            digits = rec[a + 1 : b] if 0 <= a < b else b""
+            seq = int(digits) if digits.isdigit() else None
             if seq is not None and self.last_seq is not None:
                 if seq <= self.last_seq:
                     continue  # handled before the restart
