@@ -135,6 +135,8 @@ def measure(size_mb: int, runs: int, tmp: Path) -> dict[str, float]:
     size = path.stat().st_size
     subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # warm cache
     out = tmp / "out"
+    one, five, fifteen = os.getloadavg()
+    print(f"-- load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs")
     grep_s = timed(["grep", "-E", "-i", "-B100", "killed process", str(path)], runs, out)
     rg_s = None
     if shutil.which("rg"):

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from tests.agentproc import AgentProcess  # noqa: E402
 from tests.servers import Received, Recorder  # noqa: E402
 
-from bench.agent import kmsg_clock_offset  # noqa: E402
+from bench.agent import BareReader, kmsg_clock_offset, load  # noqa: E402
 from oomwatch.drill.memcg import MIB, memory_cgroup  # noqa: E402
 
 # Forks workers one after another inside the cgroup, `gap` seconds apart; each raises
@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--group-interval", type=float, default=20.0)
     args = ap.parse_args()
 
+    print(f"storm: {load()}")
     slack = Recorder(responder=slack_like).start()
     hook = Recorder().start()
     pd = Recorder(responder=lambda _r: (202, {}, b'{"status":"success"}')).start()
@@ -104,6 +105,7 @@ def main() -> None:
         time.sleep(2)
         rss0 = proc.memory_info().rss
         offset = kmsg_clock_offset()
+        bare = BareReader()
         name = f"oomwatch-bench-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         with memory_cgroup(name, 32 * MIB) as cg:
@@ -125,6 +127,7 @@ def main() -> None:
             )
         storm_s = time.monotonic() - started
         killed = len(done.stdout.split())
+        bare.stop()
         time.sleep(args.group_interval + 8)  # the follow-ups, and two reconciliation samples
         peak = proc.memory_info().rss
         agent.stop()
@@ -143,9 +146,12 @@ def main() -> None:
     first_kill = min(
         (i["uptime_s"] for i in kill_msgs if i.get("uptime_s") is not None), default=None
     )
+    woken = min(bare.seen.values(), default=None)  # the first kill record's (stamp, woken)
+    floor = (woken[1] - (woken[0] - offset)) * 1000 if woken else float("nan")
     print(
         f"storm: {killed} real kills in {storm_s:.1f} s in one cgroup "
-        f"(group interval {args.group_interval:.0f} s)"
+        f"(group interval {args.group_interval:.0f} s); the floor, a bare blocked /dev/kmsg "
+        f"reader woken by the first kill record: {floor:.1f} ms after its kernel stamp"
     )
     for label, r in (("slack", slack), ("webhook", hook), ("pagerduty", pd)):
         first = min((x.at for x in r.received), default=None)
