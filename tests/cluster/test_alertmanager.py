@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -255,4 +256,74 @@ def test_one_notification_per_workload_across_five_nodes(
     finally:
         for a in agents:
             a.stop()
+        ams.stop()
+
+
+def test_a_kill_alert_resolves_by_itself_as_documented(
+    servers: tuple[Recorder, Recorder, KubeAPI], tmp_path: Path
+) -> None:
+    """A kill's alert ends `kill_alert_ttl_s` after it: resolved to the webhook, not to Slack.
+
+    The example's route with its timings shortened (group_wait 1 s, group_interval
+    2 s) and the alert's life 4 s instead of 15 minutes; nothing else changed.
+    """
+    hook, slack, api = servers
+    p = pod("api-7f9c5d-1", uid(1), cid(1))
+    p["spec"]["nodeName"] = "node-1"
+    api.events.append(("ADDED", p))
+    config_text = example_config(hook, slack).replace("group_wait: 10s", "group_wait: 1s")
+    config_text = config_text.replace("group_interval: 5m", "group_interval: 2s")
+    assert "group_wait: 1s" in config_text
+    assert "group_interval: 2s" in config_text
+    ams = Alertmanagers(tmp_path, config_text)
+    agent: AgentProcess | None = None
+    try:
+        ams.wait_ready()
+        receivers = [
+            {"name": f"am{n}", "alertmanager": {"url": u, "kill_alert_ttl_s": 4}}
+            for n, u in enumerate(ams.urls)
+        ]
+        config = tmp_path / "oomwatch.yaml"
+        config.write_text(yaml.safe_dump({"receivers": receivers}))
+        home = tmp_path / "node-1"
+        home.mkdir()
+        (home / "kern.log").write_text("")
+        agent = AgentProcess(
+            home,
+            {
+                "OOMWATCH_HOSTNAME": "node-1",
+                "OOMWATCH_SOURCE": "file",
+                "OOMWATCH_LOG_FILE": str(home / "kern.log"),
+                "OOMWATCH_PROC_ROOT": str(proc_without_counter(home / "proc")),
+                "OOMWATCH_KUBERNETES_API_URL": api.url,
+                "OOMWATCH_CONFIG": str(config),
+                "OOMWATCH_CONSOLE": "off",
+            },
+        ).start()
+        agent.wait_metric("oomwatch_pods_known", at_least=1)
+        with (home / "kern.log").open("a") as log:
+            log.write(kern_log_kill("node-1", 1, "java"))
+        agent.settled()
+        got = hook.wait_for(lambda r: r.path == "/am", count=2, timeout_s=60)
+        firing, resolved = (r.json() for r in got)
+        assert firing["status"] == "firing"
+        assert resolved["status"] == "resolved"
+        (alert,) = resolved["alerts"]
+        assert alert["labels"]["pod"] == "api-7f9c5d-1"
+        starts = dt.datetime.fromisoformat(alert["startsAt"])
+        ends = dt.datetime.fromisoformat(alert["endsAt"])
+        assert abs((ends - starts).total_seconds() - 4) < 0.01
+        # both flushes (firing, resolved) done by each instance for both integrations
+        deadline = time.monotonic() + 60
+        while ams.metric(1, "alertmanager_nflog_queries_total") < 4:
+            assert time.monotonic() < deadline, "the second Alertmanager never flushed twice"
+            time.sleep(0.1)
+        assert len([r for r in hook.received if r.path == "/am"]) == 2
+        # send_resolved: false for Slack, as the example says: the firing message only
+        # (Alertmanager's notifications_total counts the filtered resolved flush for
+        # Slack as well: what the Slack-like server received is the fact)
+        assert len([r for r in slack.received if r.path == "/slack"]) == 1
+    finally:
+        if agent is not None:
+            agent.stop()
         ams.stop()

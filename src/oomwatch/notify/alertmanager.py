@@ -12,6 +12,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 import httpx
+from pydantic import Field
 
 from oomwatch.model import Incident
 from oomwatch.notify.common import Context, HttpUrl, NotifierKind, StrictModel, masked_url
@@ -40,8 +41,13 @@ def alertname(kind: str) -> str:
     return ALERTNAMES.get(kind) or "".join(w.capitalize() for w in kind.split("_"))
 
 
-def alert(inc: Incident, now: dt.datetime, hold_s: float = 4 * 3600 + 300) -> dict[str, object]:
-    """One alert of the v2 API."""
+def alert(
+    inc: Incident,
+    now: dt.datetime,
+    hold_s: float = 4 * 3600 + 300,
+    event_ttl: dt.timedelta = EVENT_TTL,
+) -> dict[str, object]:
+    """One alert of the v2 API; a kill's ends `event_ttl` after it was detected."""
     labels = {
         "alertname": alertname(inc.kind),
         "severity": inc.severity,
@@ -70,7 +76,7 @@ def alert(inc: Incident, now: dt.datetime, hold_s: float = 4 * 3600 + 300) -> di
     if inc.status == "resolved":
         ends = now
     elif inc.category == "event":
-        ends = started + EVENT_TTL
+        ends = started + event_ttl
     else:  # a firing condition: active until the next re-send is due, and a margin
         ends = now + dt.timedelta(seconds=hold_s)
     return {
@@ -94,9 +100,11 @@ class AlertmanagerNotifier:
         url: str,
         *,
         repeat_interval: float = 4 * 3600,
+        kill_alert_ttl_s: float = EVENT_TTL.total_seconds(),
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.name = name
+        self.event_ttl = dt.timedelta(seconds=kill_alert_ttl_s)
         # a firing condition is re-sent every repeat_interval; it must outlive the gap
         self.hold_s = repeat_interval + 300
         self.url = url.rstrip("/") + "/api/v2/alerts"
@@ -105,7 +113,12 @@ class AlertmanagerNotifier:
     async def send(self, incident: Incident, _delivery_key: str) -> None:
         """POST a one-alert list."""
         now = dt.datetime.now(dt.UTC)
-        await post(self.client, self.url, "alertmanager", json=[alert(incident, now, self.hold_s)])
+        await post(
+            self.client,
+            self.url,
+            "alertmanager",
+            json=[alert(incident, now, self.hold_s, self.event_ttl)],
+        )
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -116,10 +129,14 @@ class AlertmanagerConfig(StrictModel):
     """Prometheus Alertmanager, API v2."""
 
     url: HttpUrl
+    # how long a kill's alert stays active before Alertmanager resolves it by itself
+    kill_alert_ttl_s: float = Field(EVENT_TTL.total_seconds(), ge=1, le=7 * 86400)
 
 
 def _build(name: str, c: AlertmanagerConfig, ctx: Context) -> AlertmanagerNotifier:
-    return AlertmanagerNotifier(name, c.url, repeat_interval=ctx.repeat_interval)
+    return AlertmanagerNotifier(
+        name, c.url, repeat_interval=ctx.repeat_interval, kill_alert_ttl_s=c.kill_alert_ttl_s
+    )
 
 
 def _describe(c: AlertmanagerConfig) -> str:
