@@ -327,3 +327,53 @@ def test_a_kill_alert_resolves_by_itself_as_documented(
         if agent is not None:
             agent.stop()
         ams.stop()
+
+
+def test_the_slack_message_is_bounded_whatever_the_labels(
+    servers: tuple[Recorder, Recorder, KubeAPI], tmp_path: Path
+) -> None:
+    """30 alerts of one workload, every free-text label long and made of what Slack escapes.
+
+    Posted to the pair as an agent would; the message the real Alertmanager renders
+    with the shipped template lists 10, says how many there are, escapes every value
+    and stays under Slack's 40,000 characters.
+    """
+    hook, slack, _api = servers
+    config_text = example_config(hook, slack).replace("group_wait: 10s", "group_wait: 1s")
+    ams = Alertmanagers(tmp_path, config_text)
+    worst = "&<>" * 400  # 1,200 characters, 5 of each once escaped
+    try:
+        ams.wait_ready()
+        alerts = [
+            {
+                "labels": {
+                    "alertname": "OOMKill",
+                    "namespace": "shop",
+                    "owner_kind": "Deployment",
+                    # Kubernetes names are DNS names (no & < >): the longest one
+                    "owner": "api-" + "x" * 249,
+                    "host": f"node-{n}" + worst,
+                    "pod": f"api-{n}" + worst,
+                    "container": "api" + worst,
+                    "comm": f"{n}" + worst,
+                },
+                "annotations": {"description": worst * 3},
+            }
+            for n in range(30)
+        ]
+        for url in ams.urls:
+            httpx.post(f"{url}/api/v2/alerts", json=alerts, timeout=10).raise_for_status()
+        (got,) = slack.wait_for(lambda r: r.path == "/slack", timeout_s=60)
+        (attachment,) = got.json()["attachments"]
+        text, title = attachment["text"], attachment["title"]
+        assert text.startswith("The first 10 of 30 alerts:")
+        assert text.count("• *node-") == 10
+        assert len(text) < 40_000
+        assert len(title) < 2_000
+        assert "30 alerts" in title
+        for part in (text, title):
+            assert "<" not in part
+            assert ">" not in part
+            assert "&&" not in part
+    finally:
+        ams.stop()
