@@ -26,6 +26,8 @@ import pytest
 import yaml
 
 from oomwatch.drill.memcg import MIB, memory_cgroup, start_hog
+from oomwatch.kernel.cgroups import container_from_cgroup
+from oomwatch.sampling.sampler import _memory_cgroup
 from tests.agentproc import free_port, settled
 from tests.servers import Received, Recorder
 
@@ -189,6 +191,13 @@ def test_the_charts_pod_reports_real_kills(
         inspect = json.loads(podman("inspect", f"{name}-oomwatch", conf=conf).stdout)[0]
         assert inspect["HostConfig"]["Privileged"] is (source == "kmsg")
         assert inspect["HostConfig"]["ReadonlyRootfs"] is True
+        # the container's real cgroup, as its processes' kills will name it
+        with open(f"/proc/{inspect['State']['Pid']}/cgroup", "rb") as f:
+            path = _memory_cgroup(f.read())
+        found = container_from_cgroup(path)
+        assert found is not None, path
+        assert (found.runtime, found.id) == ("podman", inspect["Id"]), path
+        print(f"{source}: the container's memory cgroup {path}: runtime {found.runtime}")
         user = podman("exec", f"{name}-oomwatch", "id", "-u", conf=conf).stdout.strip()
         assert user == "0"  # the chart's runAsUser
         pids = []
