@@ -14,6 +14,7 @@ from rich.text import Text
 
 from oomwatch.incidents.explain import explain, fmt_kb
 from oomwatch.model import OomKill, where
+from oomwatch.notify.facts import user_text
 from oomwatch.render.escape import terminal
 
 
@@ -98,10 +99,8 @@ def _kill_section(k: OomKill, i: int, n: int, *, local: bool, now: datetime | No
         facts.add_row("Killer", "systemd-oomd")
         facts.add_row("Cgroup", Text(terminal(k.task_memcg or "?")))
     else:
-        user = user_name(v.uid) if local else None
-        victim = f"{v.comm} (pid {v.pid})"
-        if v.uid is not None:
-            victim += f", user {user} (uid {v.uid})" if user else f", uid {v.uid}"
+        user = user_text(user_name(v.uid) if local else None, v.uid)
+        victim = f"{v.comm} (pid {v.pid})" + (f", user {user}" if user else "")
         facts.add_row("Killed", Text(terminal(victim)))
         if k.killer != "kernel":
             facts.add_row("Killer", f"{k.killer}" + (f" ({k.signal})" if k.signal else ""))

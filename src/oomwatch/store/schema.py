@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     severity TEXT NOT NULL,
     title TEXT NOT NULL,
     detected_at REAL NOT NULL,
-    body TEXT NOT NULL,
+    body TEXT NOT NULL,  -- zlib-compressed JSON (a BLOB); JSON text in older databases
     category TEXT NOT NULL DEFAULT 'event',
     pid INTEGER,
     unplaced INTEGER NOT NULL DEFAULT 0,
@@ -116,6 +117,16 @@ class GroupState:
     followup_at: float | None
 
 
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """An incident's body as stored: compact JSON, compressed (a kill's is 1-2 KB, not 6)."""
+    return zlib.compress(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), 6)
+
+
+def decode_body(value: bytes | str) -> Any:
+    """A stored body back; JSON text is what databases written before compression hold."""
+    return json.loads(zlib.decompress(value) if isinstance(value, bytes) else value)
+
+
 def incident_from_row(row: Sequence[Any]) -> Incident:
     """An incident from the columns of `INCIDENT_COLUMNS`, in that order."""
     return Incident.from_json(
@@ -129,7 +140,7 @@ def incident_from_row(row: Sequence[Any]) -> Incident:
             "title": row[6],
             "detected_at": row[7],
             "drill": bool(row[8]),
-            "incident": json.loads(row[9]),
+            "incident": decode_body(row[9]),
         }
     )
 

@@ -1,0 +1,39 @@
+"""Incident bodies on disk: compressed, read back unchanged, older text bodies still read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from oomwatch.incidents.builder import IncidentBuilder
+from oomwatch.kernel.scan import LogScanner
+from oomwatch.model import NodeInfo
+from oomwatch.notify.sample import REPORT
+from oomwatch.sampling.sampler import PidCache
+from oomwatch.store import Store
+
+
+def test_a_kill_is_stored_compressed_and_read_back_unchanged(tmp_path: Path) -> None:
+    """The stored body is a zlib BLOB a third of the JSON; the payload read back is equal."""
+    (kill,) = LogScanner().scan_lines(REPORT.splitlines())
+    inc = IncidentBuilder(NodeInfo("node-1", "6.1.0-test", "boot-1"), PidCache()).kill(kill)
+    store = Store(tmp_path / "oomwatch.db")
+    store.record([inc], [])
+    (stored,) = store.db.execute("SELECT body FROM incidents").fetchone()
+    assert isinstance(stored, bytes)
+    text = json.dumps(inc.body(), ensure_ascii=False).encode()
+    assert len(stored) * 2 < len(text), (len(stored), len(text))
+    (back,) = store.incidents()
+    assert back == json.loads(json.dumps(inc.to_json()))
+
+
+def test_a_body_stored_as_json_text_by_an_older_version_is_read(tmp_path: Path) -> None:
+    """Databases written before compression hold JSON text: read as before."""
+    (kill,) = LogScanner().scan_lines(REPORT.splitlines())
+    inc = IncidentBuilder(NodeInfo("node-1", "6.1.0-test", "boot-1"), PidCache()).kill(kill)
+    store = Store(tmp_path / "oomwatch.db")
+    store.record([inc], [])
+    store.db.execute("UPDATE incidents SET body = ?", (json.dumps(inc.body()),))
+    (back,) = store.incidents()
+    assert back["incident"]["victim"]["pid"] == inc.to_json()["incident"]["victim"]["pid"]
+    assert back == json.loads(json.dumps(inc.to_json()))
