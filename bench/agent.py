@@ -5,14 +5,19 @@
 (b) footprint: RSS and CPU of the agent over a period with 1,000 extra idle
     processes, at the default sample interval;
 (c) flood: 50,000 unrelated kernel log records per second for 10 s with real kills
-    inside: kills reported (or counted as missed), records lost, CPU.
+    inside: kills reported (or counted as missed), records lost, CPU;
+(d) sampling: CPU of one memory sample beside 5,000 extra processes;
+(e) incidents: RSS idle, then after 20,000 incidents (kill reports appended to a
+    followed kern.log, each in a cgroup of its own) were stored and delivered.
 
 Targets: latency median <= 10 ms and p99 <= 50 ms; RSS <= 45 MB; CPU <= 0.5% of
-one core while idle; every kill in the flood reported or counted as missed.
+one core while idle; every kill in the flood reported or counted as missed; RSS
+after 20,000 incidents within +10 MB of idle.
 
     python bench/agent.py                       # all three, 5-minute footprint run
     python bench/agent.py --only latency --kills 20
     python bench/agent.py --only footprint --seconds 60
+    python bench/agent.py --only incidents --incidents 20000
 """
 
 from __future__ import annotations
@@ -362,6 +367,88 @@ def flood(rate: int, seconds: float, kills: int) -> None:
     )
 
 
+def report_lines(i: int, uptime: float) -> list[str]:
+    """Kill number `i` as kern.log lines: its own pid and cgroup, at `uptime`."""
+    from oomwatch.notify.sample import REPORT
+
+    pid, cgroup = 200000 + i, f"/bench-incidents/c{i}"
+    day = time.strftime("%b %e %H:%M:%S")
+    out = []
+    for n, line in enumerate(REPORT.splitlines()):
+        text = line.split("] ", 1)[1].replace("183960", str(pid))
+        if text.startswith("oom-kill:"):
+            text = (
+                "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+                f"oom_memcg={cgroup},task_memcg={cgroup},task=stress-ng-vm,pid={pid},uid=0"
+            )
+        out.append(f"{day} node1 kernel: [{uptime + n * 1e-5:12.6f}] {text}\n")
+    return out
+
+
+def rss_median(p: psutil.Process, reads: int = 5) -> float:
+    """The median of a few RSS reads a second apart, in MB."""
+    values = []
+    for _ in range(reads):
+        values.append(p.memory_info().rss / 1e6)
+        time.sleep(1)
+    return statistics.median(values)
+
+
+def incidents(count: int) -> None:
+    """(e): RSS idle, then after `count` incidents stored and delivered to a webhook."""
+    print(f"(e) {load()}")
+    hook = Recorder(keep_alive=True).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "kern.log"
+        log.write_text("")
+        (Path(tmp) / "state").mkdir()
+        agent = AgentProcess(
+            Path(tmp) / "state",
+            {
+                "OOMWATCH_WEBHOOK_URL": f"{hook.url}/hook",
+                "OOMWATCH_CONSOLE": "false",
+                "OOMWATCH_SOURCE": "file",
+                "OOMWATCH_LOG_FILE": str(log),
+            },
+        ).start()
+        try:
+            assert agent.proc is not None
+            p = psutil.Process(agent.proc.pid)
+            time.sleep(12)  # past start-up and the first samples
+            idle = rss_median(p)
+            peak = 0.0
+            marks: list[str] = []
+            t0 = time.monotonic()
+            with log.open("a") as f:
+                for i in range(count):
+                    f.writelines(report_lines(i, 1000.0 + i * 0.01))
+                    if i % 200 == 199:
+                        f.flush()
+                        # at most 1,000 kills ahead of the receiver: a fact, not a sleep
+                        while len(hook.received) < i - 1000:
+                            time.sleep(0.01)
+                        now_mb = p.memory_info().rss / 1e6
+                        peak = max(peak, now_mb)
+                        if (i + 1) in (1000, count // 4, count // 2, 3 * count // 4):
+                            marks.append(f"{i + 1}: {now_mb:.1f}")
+            while len(hook.received) < count and time.monotonic() - t0 < 900:
+                time.sleep(0.1)
+            wall = time.monotonic() - t0
+            stored = agent.metric("oomwatch_incidents_total")
+            time.sleep(2)  # quiet: the agent trims its heap once the log is quiet
+            after = rss_median(p)
+        finally:
+            agent.stop()
+            hook.stop()
+    got = len(hook.received)
+    print(
+        f"(e) {count} incidents in {wall:.0f} s: {stored:.0f} stored, {got} delivered; RSS idle "
+        f"{idle:.1f} MB (baseline), after {after:.1f} MB (peak while busy {peak:.1f}): "
+        f"{after - idle:+.1f} MB (target <= +10.0), ratio {after / idle:.2f}"
+    )
+    print(f"(e) RSS MB after so many incidents, while busy: {'; '.join(marks)}")
+
+
 def _write_flood(rate: int, seconds: float) -> int:
     fd = os.open("/dev/kmsg", os.O_WRONLY)
     written = 0
@@ -386,12 +473,13 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench/agent.py needs root (memory cgroups, /dev/kmsg)")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=("latency", "footprint", "flood", "sampling"))
+    ap.add_argument("--only", choices=("latency", "footprint", "flood", "sampling", "incidents"))
     ap.add_argument("--processes", type=int, default=5000, help="for the sampling part")
     ap.add_argument("--kills", type=int, default=50)
     ap.add_argument("--restart-every", type=int, default=10, help="kills per agent start")
     ap.add_argument("--seconds", type=float, default=300.0, help="footprint duration")
     ap.add_argument("--rate", type=int, default=50000)
+    ap.add_argument("--incidents", type=int, default=20000, help="for the incidents part")
     args = ap.parse_args()
     if args.only in (None, "latency"):
         latency(args.kills, args.restart_every)
@@ -399,6 +487,8 @@ def main() -> None:
         flood(args.rate, 10.0, 5)
     if args.only in (None, "sampling"):
         sampling(args.processes, 20)
+    if args.only in (None, "incidents"):
+        incidents(args.incidents)
     if args.only in (None, "footprint"):
         footprint(args.seconds)
 

@@ -83,3 +83,15 @@ def test_cgroup_first_seen_is_the_baseline() -> None:
     r.saw(kill_in("/a"))
     assert r.check([cg("/a", 8)]) == []
     assert r.check([cg("/a", 8)]) == []
+
+
+def test_kills_in_cgroups_no_longer_counted_are_forgotten() -> None:
+    """A kill in a new cgroup each time (all gone by the next check) leaves nothing behind."""
+    r = CgroupReconciler()
+    assert r.check([cg("/pod", 0)]) == []
+    for i in range(1000):
+        r.saw(kill_in(f"/batch/job-{i}"))
+    r.saw(kill_in("/pod/ctr"))  # under a counted cgroup: kept for its sum
+    assert r.check([cg("/pod", 1)]) == []
+    assert list(r._seen) == ["/pod/ctr"]
+    assert r.check([cg("/pod", 1)]) == []  # and it still accounts for /pod's count

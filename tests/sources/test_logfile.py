@@ -107,3 +107,61 @@ def test_other_files_in_the_directory_wake_nothing(tmp_path: Path) -> None:
     reads, lines = asyncio.run(go())
     assert lines == [b"kernel line"]
     assert reads == 1  # kern.log's change only
+
+
+def test_a_large_unread_stretch_comes_in_bounded_batches(tmp_path: Path) -> None:
+    """10 MiB unread: batches of at most BATCH_BYTES, every line once and in order."""
+    import asyncio
+
+    from oomwatch.sources.logfile import BATCH_BYTES
+
+    log = tmp_path / "kern.log"
+    lines = [
+        f"Dec  4 10:00:00 node kernel: line {i:07d} ".encode() + b"x" * 60 for i in range(100_000)
+    ]
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    total = log.stat().st_size
+    assert total > 2 * BATCH_BYTES
+
+    async def go() -> list[list[bytes]]:
+        f = LogFileFollower(log, None, poll_s=60.0)
+        got: list[list[bytes]] = []
+        seen = 0
+        async for batch in f.batches():
+            got.append(batch.lines)
+            seen += len(batch.lines)
+            if seen == len(lines):
+                break
+        f.close()
+        return got
+
+    batches = asyncio.run(go())
+    assert len(batches) >= total // BATCH_BYTES
+    assert all(sum(len(x) + 1 for x in b) <= BATCH_BYTES + 200 for b in batches)
+    assert [x for b in batches for x in b] == lines
+
+
+def test_a_rotated_file_is_read_to_its_end_in_bounded_batches_before_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """Rotation by rename with 6 MiB unread in the old file: old lines first, then the new."""
+    from oomwatch.sources.logfile import BATCH_BYTES
+
+    log = tmp_path / "kern.log"
+    log.write_bytes(b"first\n")
+    f = LogFileFollower(log, None)
+    assert f.read_available().lines == [b"first"]
+    old = [b"old %07d " % i + b"y" * 50 for i in range(100_000)]
+    with log.open("ab") as out:
+        out.write(b"\n".join(old) + b"\n")
+    log.rename(tmp_path / "kern.log.1")
+    log.write_bytes(b"new\n")
+    got: list[bytes] = []
+    for _ in range(10):
+        batch = f.read_available()
+        assert sum(len(x) + 1 for x in batch.lines) <= 2 * BATCH_BYTES
+        got.extend(batch.lines)
+        if not f.more:
+            break
+    assert got == [*old, b"new"]
+    f.close()

@@ -10,7 +10,7 @@ reported once.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from oomwatch.model import CgroupMem, OomKill
@@ -115,6 +115,10 @@ class CgroupReconciler:
             if path not in counted:  # removed: its kills, if any, were counted globally
                 del self._base[path]
                 self._suspect.pop(path, None)
+        # kills in cgroups under no counted one count for nothing: a node that kills in
+        # a new cgroup each time must not grow this (or the sums below) without end
+        for path in [p for p in self._seen if not _under_any(p, counted)]:
+            del self._seen[path]
         for path in sorted(counted, key=lambda p: -p.count("/")):
             counter = counted[path]
             if path not in self._base:
@@ -138,3 +142,13 @@ class CgroupReconciler:
     def _seen_under(self, path: str) -> int:
         prefix = path.rstrip("/") + "/"
         return sum(n for p, n in self._seen.items() if p == path or p.startswith(prefix))
+
+
+def _under_any(path: str, cgroups: Mapping[str, int]) -> bool:
+    """Whether `path` or one of its ancestors is among `cgroups`."""
+    while True:
+        if path in cgroups:
+            return True
+        if path in ("", "/"):
+            return False
+        path = path.rsplit("/", 1)[0] or "/"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from watchfiles import awatch
@@ -12,6 +12,9 @@ from watchfiles import awatch
 from oomwatch.sources import Batch
 
 READ_CHUNK = 1 << 20
+# at most this much is read into one batch: a file that grew by a gigabyte between two
+# reads (or is read again from 0) is read in bounded batches, one after the other
+BATCH_BYTES = 4 * READ_CHUNK
 TAIL = 64
 
 
@@ -38,6 +41,7 @@ class LogFileFollower:
         self._partial = b""
         self._tail = b""  # the last bytes read: a file rewritten after truncation differs
         self._head = b""  # and the first
+        self.more = False  # the last read stopped at BATCH_BYTES: more is there already
         saved = _load(cursor)
         self._want = saved
         self._from_end = from_end and saved is None
@@ -62,6 +66,8 @@ class LogFileFollower:
             self._open(st)
         elif st is not None and st.st_ino != self._inode:
             lines.extend(self._drain())  # the rotated file's last lines
+            if self.more:
+                return Batch(lines, self.cursor)  # the rotated file is read to its end first
             self._partial = b""
             os.close(self._fd)
             self._open(st, rotated=True)
@@ -74,8 +80,7 @@ class LogFileFollower:
 
     async def batches(self) -> AsyncIterator[Batch]:
         """Batches when the directory changes, and every `poll_s` in case an event was missed."""
-        batch = self.read_available()
-        if batch.lines:
+        for batch in self._available():
             yield batch
         name = self.path.name
         async for _ in awatch(
@@ -89,9 +94,17 @@ class LogFileFollower:
             rust_timeout=int(self.poll_s * 1000),
             yield_on_timeout=True,
         ):
+            for batch in self._available():
+                yield batch
+
+    def _available(self) -> Iterator[Batch]:
+        """Every batch there is now: more than one when the file grew by over BATCH_BYTES."""
+        while True:
             batch = self.read_available()
             if batch.lines:
                 yield batch
+            if not self.more:
+                return
 
     def close(self) -> None:
         """Close the file."""
@@ -132,12 +145,18 @@ class LogFileFollower:
 
     def _drain(self) -> list[bytes]:
         lines: list[bytes] = []
+        self.more = False
         if self._fd is None:
             return lines
+        read = 0
         while True:
+            if read >= BATCH_BYTES:
+                self.more = True
+                return lines
             chunk = os.pread(self._fd, READ_CHUNK, self._offset)
             if not chunk:
                 return lines
+            read += len(chunk)
             if len(self._head) < TAIL:
                 self._head = (self._head + chunk)[:TAIL]
             self._offset += len(chunk)
