@@ -29,6 +29,7 @@ log = logging.getLogger("oomwatch.delivery")
 __all__ = ["Dispatcher", "Lane", "Policy"]
 LANE_FAULT_WAIT_S = 1.0
 LOGGED_TITLE_CHARS = 160
+DUE_PAGE = 10  # deliveries read from the outbox at a time: each holds its whole incident
 # failures after which the receiver may still have taken the message
 UNKNOWN_OUTCOME = frozenset({FailureReason.TIMEOUT, FailureReason.CONNECTION})
 
@@ -75,6 +76,13 @@ class Lane:
             if not await self._deliver(delivery):
                 break
         self.d.metrics.queue_depth.labels(self.receiver).set(store.pending(self.receiver))
+
+    async def _deliver_page(self, page: list[Delivery]) -> bool:
+        """Deliver each in turn; False as soon as the lane must wait."""
+        for delivery in page:
+            if not await self._deliver(delivery):
+                return False
+        return True
 
     async def _deliver(self, dl: Delivery) -> bool:
         """Run one delivery through the stages; False when the lane must wait (paced, paused)."""

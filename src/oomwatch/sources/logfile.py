@@ -14,7 +14,7 @@ from oomwatch.sources import Batch
 READ_CHUNK = 1 << 20
 # at most this much is read into one batch: a file that grew by a gigabyte between two
 # reads (or is read again from 0) is read in bounded batches, one after the other
-BATCH_BYTES = 4 * READ_CHUNK
+BATCH_BYTES = READ_CHUNK
 TAIL = 64
 
 
