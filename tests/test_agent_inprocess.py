@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from oomwatch.agent import Agent
+from oomwatch.model import Snapshot
 from oomwatch.notify.sample import REPORT
 from oomwatch.settings import Settings
 from oomwatch.testing import FakeFollower, RecordingNotifier
@@ -182,3 +185,34 @@ def test_a_restart_with_state_sends_the_log_s_kills_normally(tmp_path: Path) -> 
         assert rec.sent[0].kind == "oom_kill"
 
     run_agent(tmp_path, again, first_start="summary")
+
+
+def test_a_failing_sample_stops_neither_sampling_nor_ingest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Samples that raise (a /proc race, a bug): one log line, sampling and kills go on."""
+
+    async def body(agent: Agent, f: FakeFollower) -> None:
+        real = agent.sampler.sample
+        calls = {"n": 0}
+
+        def flaky() -> Snapshot:
+            calls["n"] += 1
+            if calls["n"] <= 3:
+                raise PermissionError(13, "Permission denied", "/proc/4242/stat")
+            return real()
+
+        agent.sampler.sample = flaky  # type: ignore[method-assign]
+        await until(lambda: calls["n"] >= 5)  # went on sampling past the failures
+        assert agent.ingest.builder.snapshot is not None
+        assert (await get(agent, "/-/healthy")).status_code == 200
+        f.feed(REPORT.splitlines())
+        rec = agent.notifiers["rec"]
+        assert isinstance(rec, RecordingNotifier)
+        await until(lambda: len(rec.sent) == 1)
+
+    with caplog.at_level(logging.ERROR, logger="oomwatch"):
+        run_agent(tmp_path, body)
+    failed = [r for r in caplog.records if "memory sample failed" in r.getMessage()]
+    assert len(failed) == 1, "one line a minute, not one per failed sample"
+    assert "PermissionError" in failed[0].getMessage()
