@@ -99,9 +99,14 @@ class AgentProcess:
 
         # on a terminal, the agent is the child of `script`, which returns its exit code;
         # otherwise its own children (journalctl) are not the agent
-        me = psutil.Process(self.proc.pid)
-        agent = (me.children() or [me]) if self.terminal else [me]
-        agent[0].send_signal(signal.SIGTERM)
+        try:
+            me = psutil.Process(self.proc.pid)
+            agent = (me.children() or [me]) if self.terminal else [me]
+            agent[0].send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:  # it had ended by itself: its exit code says how
+            code = self.proc.wait(20)
+            print(f"agent had ended with {code}: {self.log.read_text(errors='replace')[-1500:]}")
+            return code
         return self.proc.wait(20)
 
     def settled(self, timeout_s: float = 20.0) -> None:

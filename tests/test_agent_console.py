@@ -58,6 +58,7 @@ def test_real_kill_on_a_terminal_beside_a_webhook(
     at = next(i for i, line in enumerate(lines) if re.match(head, line))
     assert lines[at + 1].startswith(f"  oomwatch-tty (pid {first}) was killed because /{cgroup}")
     assert f"limit 32.0 MiB of /{cgroup}" in lines[at + 2]
+    assert lines[at + 2].endswith("user root (uid 0)"), "a victim too short-lived to sample"
     assert "what to do:" in screen
     clock = lines[at][:8]
 
@@ -86,6 +87,7 @@ def test_real_kill_piped_is_one_line_per_incident(
     (line,) = [x for x in text.splitlines() if f"OOM kill: oomwatch-pipe (pid {pid})" in x]
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d node-pipe OOM kill: ", line)
     assert "limit 32.0 MiB of /oomwatch-test-" in line
+    assert "; user root (uid 0); " in line
     assert re.search(r"; key [0-9a-f]{20}\]$", line)
     print(line)  # in the note
     assert agent.stop() == 0

@@ -33,7 +33,7 @@ from oomwatch.model import (
     fingerprint,
     where,
 )
-from oomwatch.sampling.sampler import PidCache
+from oomwatch.sampling.sampler import PidCache, user_of
 
 TOP_NOW = 5
 BACKLOG_SHOWN = 20
@@ -219,10 +219,10 @@ class IncidentBuilder:
         v = k.victim
         cached = self.cache.get(v.pid) if v.pid is not None else None
         if cached is None:
-            return ProcessDetails()
+            return ProcessDetails(user=user_of(v.uid))  # too short-lived to be sampled
         info, history = cached
         if v.comm is not None and info.comm != v.comm:
-            return ProcessDetails()  # the pid was reused by another process
+            return ProcessDetails(user=user_of(v.uid))  # the pid was reused by another process
         return ProcessDetails(info.cmdline or None, info.user, tuple(history))
 
     def _memory_now(self, memcg: str | None) -> MemoryNow | None:

@@ -60,7 +60,7 @@ class NodeInfo:
 
 @dataclass(frozen=True, slots=True)
 class ProcessDetails:
-    """What the sampler knew of a victim while it was alive."""
+    """What the sampler knew of a victim while it was alive; its user, else from its uid."""
 
     cmdline: tuple[str, ...] | None = None
     user: str | None = None

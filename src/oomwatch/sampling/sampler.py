@@ -13,6 +13,7 @@ is read as new.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import os
 import pwd
@@ -137,7 +138,6 @@ class Sampler:
         self.sys = sys_root
         self.top_n = top_n
         self.cache = cache if cache is not None else PidCache()  # an empty cache is falsy
-        self._users: dict[int, str | None] = {}
         self._page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
         psutil.PROCFS_PATH = str(proc_root)
 
@@ -259,14 +259,7 @@ class Sampler:
         )
 
     def _user(self, uid: int | None) -> str | None:
-        if uid is None:
-            return None
-        if uid not in self._users:
-            try:
-                self._users[uid] = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                self._users[uid] = None
-        return self._users[uid]
+        return user_of(uid)
 
     # -- system --------------------------------------------------------------------------
 
@@ -383,3 +376,14 @@ def cut_cmdline(cmdline: tuple[str, ...], limit: int) -> tuple[str, ...]:
 
 def _cmdline_size(cmdline: tuple[str, ...]) -> int:
     return sum(len(a) + 1 for a in cmdline)
+
+
+@functools.lru_cache(maxsize=1024)
+def user_of(uid: int | None) -> str | None:
+    """This node's name for a uid (its passwd: the host's, or the image's in a container)."""
+    if uid is None:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return None
