@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,3 +195,27 @@ def test_429_storm_is_delivered_once_after_waiting(tmp_path: Path, hook: Recorde
     assert outbox(store)[0][:2] == ("sent", 4)
     assert len(hook.received) == 4
     assert len({r.headers["Idempotency-Key"] for r in hook.received}) == 1
+
+
+def test_one_pass_delivers_every_due_delivery_a_page_at_a_time(
+    tmp_path: Path, hook: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """25 due deliveries: all sent once, in order, read from the outbox DUE_PAGE at a time."""
+    from oomwatch.delivery.dispatcher import DUE_PAGE
+
+    store = Store(tmp_path / "db")
+    incs = [make_incident(i, key=f"{i:020d}") for i in range(25)]
+    assert len(store.record(incs, ["webhook"])) == 25
+    limits: list[int] = []
+    real = store.due
+
+    def due(now: float, receiver: str, limit: int = 100) -> list[Any]:
+        limits.append(limit)
+        return real(now, receiver, limit)
+
+    monkeypatch.setattr(store, "due", due)
+    deliver(store, f"{hook.url}/hook")
+    assert [r.json()["id"] for r in hook.received] == [i.id for i in incs]
+    assert {state for state, _, _ in outbox(store)} == {"sent"}
+    assert set(limits) == {DUE_PAGE}
+    assert len(limits) == 25 // DUE_PAGE + 1

@@ -72,9 +72,13 @@ class Lane:
         for key in store.due_followups(now, self.receiver):
             if not await self._followup(key):
                 break
-        for delivery in store.due(self.d.clock(), self.receiver):
-            if not await self._deliver(delivery):
+        # a page at a time (each delivery holds its whole incident), oldest first; one
+        # still due after its turn (a retry come due meanwhile) waits for the next pass
+        last = -1
+        while page := store.due(self.d.clock(), self.receiver, DUE_PAGE):
+            if page[0].id <= last or not await self._deliver_page(page) or len(page) < DUE_PAGE:
                 break
+            last = page[-1].id
         self.d.metrics.queue_depth.labels(self.receiver).set(store.pending(self.receiver))
 
     async def _deliver_page(self, page: list[Delivery]) -> bool:
