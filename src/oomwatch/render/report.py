@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pwd
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -16,6 +15,7 @@ from oomwatch.incidents.explain import explain, fmt_kb
 from oomwatch.model import OomKill, where
 from oomwatch.notify.facts import user_text
 from oomwatch.render.escape import terminal
+from oomwatch.sampling.sampler import user_of
 
 
 def when(k: OomKill) -> str:
@@ -51,16 +51,6 @@ def one_line(k: OomKill) -> str:
     if k.container is not None:
         parts.append(where(k))
     return terminal(", ".join(parts))
-
-
-def user_name(uid: int | None) -> str | None:
-    """This machine's name for a uid (only meaningful for a log read on this machine)."""
-    if uid is None:
-        return None
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return None
 
 
 def print_report(
@@ -99,7 +89,7 @@ def _kill_section(k: OomKill, i: int, n: int, *, local: bool, now: datetime | No
         facts.add_row("Killer", "systemd-oomd")
         facts.add_row("Cgroup", Text(terminal(k.task_memcg or "?")))
     else:
-        user = user_text(user_name(v.uid) if local else None, v.uid)
+        user = user_text(user_of(v.uid) if local else None, v.uid)
         victim = f"{v.comm} (pid {v.pid})" + (f", user {user}" if user else "")
         facts.add_row("Killed", Text(terminal(victim)))
         if k.killer != "kernel":
@@ -193,7 +183,7 @@ def _consumers(k: OomKill, *, local: bool) -> Table:
     table.add_column("SWAP", justify="right")
     table.add_column("OOM_SCORE_ADJ", justify="right")
     for c in k.top_consumers:
-        user = (user_name(c.uid) if local else None) or ("" if c.uid is None else str(c.uid))
+        user = (user_of(c.uid) if local else None) or ("" if c.uid is None else str(c.uid))
         style = "bold red" if c.pid == k.victim.pid else None
         table.add_row(
             str(c.pid),

@@ -253,13 +253,10 @@ class Sampler:
             comm,
             cmdline,
             uid,
-            self._user(uid),
+            user_of(uid),
             _memory_cgroup(_read(base / "cgroup")),
             0,
         )
-
-    def _user(self, uid: int | None) -> str | None:
-        return user_of(uid)
 
     # -- system --------------------------------------------------------------------------
 

@@ -11,10 +11,10 @@ from watchfiles import awatch
 
 from oomwatch.sources import Batch
 
-READ_CHUNK = 1 << 20
 # at most this much is read into one batch: a file that grew by a gigabyte between two
-# reads (or is read again from 0) is read in bounded batches, one after the other
-BATCH_BYTES = READ_CHUNK // 4
+# reads (or is read again from 0) is read in bounded batches, one after the other; a
+# batch's kills are built and stored together, so this also bounds that working set
+BATCH_BYTES = 256 << 10
 TAIL = 64
 
 
@@ -153,7 +153,7 @@ class LogFileFollower:
             if read >= BATCH_BYTES:
                 self.more = True
                 return lines
-            chunk = os.pread(self._fd, min(READ_CHUNK, BATCH_BYTES - read), self._offset)
+            chunk = os.pread(self._fd, BATCH_BYTES - read, self._offset)
             if not chunk:
                 return lines
             read += len(chunk)
