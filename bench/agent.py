@@ -95,6 +95,85 @@ while True:
 """
 
 
+BARE_RECEIVER = r"""
+import json, re, socket, sys, threading, time
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0))
+srv.listen(16)
+print(srv.getsockname()[1], flush=True)
+LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+
+def serve(conn):
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            m = LENGTH.search(buf, 0, end)
+            need = end + 4 + (int(m.group(1)) if m else 0)
+            if len(buf) >= need:
+                at = time.monotonic()  # the whole request is here
+                body, buf = buf[end + 4 : need], buf[need:]
+                conn.sendall(OK)
+                try:
+                    pid = json.loads(body)["incident"]["victim"]["pid"]
+                except (ValueError, KeyError, TypeError):
+                    pid = None
+                print(pid, at, flush=True)
+                continue
+        data = conn.recv(1 << 20)
+        if not data:
+            conn.close()
+            return
+        buf += data
+
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+class BareReceiver:
+    """A webhook receiver in a process of its own, noting when each request has arrived whole.
+
+    The agent's latency ends when its POST is on the receiver's side of the socket: a
+    receiver that parses headers in Python under the benchmark's other threads would
+    add its own time to the agent's (the `--receiver recorder` choice measures that).
+    """
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", BARE_RECEIVER], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}"
+        self.got: dict[int, float] = {}  # victim pid: arrived at
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            pid, at = line.split()
+            if pid != "None":
+                with self.cond:
+                    self.got[int(pid)] = float(at)
+                    self.cond.notify_all()
+
+    def arrival(self, pid: int, timeout_s: float) -> float | None:
+        """When the incident of `pid`'s kill arrived (time.monotonic())."""
+        with self.cond:
+            self.cond.wait_for(lambda: pid in self.got, timeout=timeout_s)
+            return self.got.get(pid)
+
+    def stop(self) -> None:
+        """End the receiver (ours, by its pid)."""
+        self.proc.kill()
+        self.proc.wait()
+
+
 class BareReader:
     """The floor: a process blocked in read() on /dev/kmsg, noting when each kill wakes it."""
 
@@ -165,14 +244,17 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def latency(kills: int, restart_every: int) -> None:
+def latency(kills: int, restart_every: int, receiver: str) -> None:
     """(a): kernel stamp of each kill record to a bare reader, and to the webhook's receipt.
 
     The agent is restarted every `restart_every` kills, so first kills after a start
-    are among those measured.
+    are among those measured. `receiver` "bare" stamps a request when its last byte is
+    read, in a process of its own; "recorder" is the tests' threaded http.server.
     """
-    print(f"(a) {load()}")
-    hook = Recorder(keep_alive=True).start()
+    print(f"(a) {load()}; receiver: {receiver}")
+    hook: Recorder | BareReceiver = (
+        BareReceiver() if receiver == "bare" else Recorder(keep_alive=True).start()
+    )
     bare = BareReader()
     offset = kmsg_clock_offset()
     floor: list[float] = []
@@ -194,16 +276,20 @@ def latency(kills: int, restart_every: int) -> None:
                         agent.stop()
                     agent = AgentProcess(Path(tmp), env).start()
                 pid = oom_kill(f"bench-lat-{i}")
-                got = hook.wait_for(_kill_of(pid), timeout_s=10)
+                if isinstance(hook, BareReceiver):
+                    at = hook.arrival(pid, timeout_s=10)
+                else:
+                    got = hook.wait_for(_kill_of(pid), timeout_s=10)
+                    at = got[0].at if got else None
                 woke = bare.wait(pid, timeout_s=10)
-                if not got or woke is None:
+                if at is None or woke is None:
                     missed += 1
                     print(f"    kill {i}: NOT RECEIVED")
                     continue
                 stamp = woke[0] - offset  # in time.monotonic() terms
                 floor.append((woke[1] - stamp) * 1000)
-                total.append((got[0].at - stamp) * 1000)
-                added.append((got[0].at - woke[1]) * 1000)
+                total.append((at - stamp) * 1000)
+                added.append((at - woke[1]) * 1000)
                 if i % restart_every == 0:
                     first.append(added[-1])
                 time.sleep(0.2)
@@ -477,12 +563,18 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=5000, help="for the sampling part")
     ap.add_argument("--kills", type=int, default=50)
     ap.add_argument("--restart-every", type=int, default=10, help="kills per agent start")
+    ap.add_argument(
+        "--receiver",
+        choices=("bare", "recorder"),
+        default="bare",
+        help="the latency part's webhook receiver (recorder: the tests' http.server)",
+    )
     ap.add_argument("--seconds", type=float, default=300.0, help="footprint duration")
     ap.add_argument("--rate", type=int, default=50000)
     ap.add_argument("--incidents", type=int, default=20000, help="for the incidents part")
     args = ap.parse_args()
     if args.only in (None, "latency"):
-        latency(args.kills, args.restart_every)
+        latency(args.kills, args.restart_every, args.receiver)
     if args.only in (None, "flood"):
         flood(args.rate, 10.0, 5)
     if args.only in (None, "sampling"):

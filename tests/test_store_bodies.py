@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from pathlib import Path
 
 from oomwatch.incidents.builder import IncidentBuilder
@@ -10,7 +12,7 @@ from oomwatch.kernel.scan import LogScanner
 from oomwatch.model import NodeInfo
 from oomwatch.notify.sample import REPORT
 from oomwatch.sampling.sampler import PidCache
-from oomwatch.store import Store
+from oomwatch.store import FRESH, Store
 
 
 def test_a_kill_is_stored_compressed_and_read_back_unchanged(tmp_path: Path) -> None:
@@ -37,3 +39,26 @@ def test_a_body_stored_as_json_text_by_an_older_version_is_read(tmp_path: Path) 
     (back,) = store.incidents()
     assert back["incident"]["victim"]["pid"] == inc.to_json()["incident"]["victim"]["pid"]
     assert back == json.loads(json.dumps(inc.to_json()))
+
+
+def test_a_first_delivery_takes_the_incident_just_stored_and_later_ones_decode_it_equal(
+    tmp_path: Path,
+) -> None:
+    """A kill just stored goes out as built (no decode); an older one decodes equal."""
+    (kill,) = LogScanner().scan_lines(REPORT.splitlines())
+    builder = IncidentBuilder(NodeInfo("node-1", "6.1.0-test", "boot-1"), PidCache())
+    store = Store(tmp_path / "oomwatch.db")
+    built = []
+    for i in range(FRESH + 5):
+        inc = dataclasses.replace(builder.kill(kill), id=f"kill:{i}")
+        store.record([inc], ["webhook"])
+        built.append(inc)
+    (newest,) = [
+        d for d in store.due(time.time() + 1, "webhook", 100) if d.incident.id == built[-1].id
+    ]
+    assert newest.incident is built[-1]
+    oldest = store.due(time.time() + 1, "webhook", 1)[0]
+    assert oldest.incident.id == "kill:0"
+    assert oldest.incident is not built[0]
+    assert oldest.incident.to_json() == built[0].to_json()
+    assert len(store.fresh) == FRESH

@@ -24,6 +24,10 @@ from oomwatch.kernel.timestamps import (
 from oomwatch.model import KernelLine, LineFormat
 
 _KMSG = re.compile(r"(\d{1,4}),(\d{1,20}),(\d{1,20}),([^;,]*)[^;]*;(.*)", re.S)
+# the same record's head, on the raw bytes a kmsg follower reads
+_KMSG_HEAD = re.compile(rb"(\d{1,4}),(\d{1,20}),(\d{1,20}),([^;,]*)[^;]*;")
+# what a plain record's text never holds: a byte outside printable ASCII, a kmsg escape
+_UNPLAIN = re.compile(rb"[^\x20-\x7e]|\\x")
 _KMSG_DICT = re.compile(r" [A-Z_]+=")
 _KMSG_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 # A stamp this far after the reference is still this year (clocks and zones differ).
@@ -95,7 +99,12 @@ class LineDecoder:
     ) -> list[KernelLine]:
         """The logical lines in one raw line (a kmsg record may hold several)."""
         self._offset = offset
-        text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+        if isinstance(raw, bytes):
+            if (line := self._plain_kmsg(raw, lineno)) is not None:
+                return [line]
+            text = raw.decode("utf-8", "backslashreplace")
+        else:
+            text = raw
         text = text.rstrip("\r\n")
         if "\x00" in text:  # `dmesg --kmsg-file` input: records end with NUL, not newline
             return [ln for part in text.split("\x00") for ln in self.decode(part, lineno, offset)]
@@ -148,6 +157,40 @@ class LineDecoder:
                 prio = _LEVELS[xm.group(2)] if xm.group(1) == "kern" else 8 + _LEVELS[xm.group(2)]
                 return [_replace_prio(line, prio) for line in inner]
         return [self._unnamed(text, lineno)]
+
+    def _plain_kmsg(self, raw: bytes, lineno: int) -> KernelLine | None:
+        """The one line `decode` gives for a plain kmsg record; None for any other line.
+
+        Plain: the kernel's own record (facility 0), whole (no continuation flag, none
+        pending), one line of printable ASCII without escapes. Most records of a report
+        are plain, and they are what a live follower reads: the steps the general path
+        takes for other formats (cleaning, unescaping, splitting) cannot change them.
+        """
+        head = _KMSG_HEAD.match(raw)
+        if head is None or self._pending_cont is not None:
+            return None
+        prio, seq, stamp, flags = head.groups()
+        body = raw[head.end() :].strip()
+        level = int(prio)
+        if level > 7 or flags != b"-" or not body or _UNPLAIN.search(body) is not None:
+            # another facility's (a write to /dev/kmsg), a continuation, nothing, or text
+            # the general path would unescape or split
+            return None
+        uptime = int(stamp) / 1_000_000
+        meta = self._last = Meta("kmsg", uptime, None, None, "kernel", level, int(seq))
+        return KernelLine(
+            body.decode(),
+            "kmsg",
+            lineno,
+            uptime,
+            None,
+            None,
+            "kernel",
+            level,
+            meta.seq,
+            None,
+            self._offset,
+        )
 
     def prime(self, raw: bytes) -> None:
         """Read a skipped line only for what the next stampless line inherits from it."""

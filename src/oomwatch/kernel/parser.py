@@ -84,6 +84,11 @@ class OomParser(ReportContext):
                     self.stats.note_unread(line)
             return out
         self._expire(line, out)
+        r = self._report
+        if (r is None or r.pending_summary is None) and quiet(text):
+            if r is not None:
+                r.gap += 1  # what `_feed_kernel` does with a line no handler takes
+            return out
         self._feed_kernel(line, out)
         if not self._took and mentions_kill(text):
             self.stats.note_unread(line)
@@ -336,6 +341,37 @@ _KERNEL_LINES: tuple[tuple[Callable[[str], bool], _Handler], ...] = (
     (lambda t: t.startswith("Tasks in "), ReportContext._on_group),
     (lambda t: t.startswith("Memory limit reached of cgroup "), ReportContext._on_limit_reached),
 )
+
+# Every line a handler of `_KERNEL_LINES` takes, or that tells of a kill, holds one of
+# these or starts with one of those: most lines of a report (its call trace, registers
+# and memory statistics) hold none, and are passed over with a few substring tests.
+_QUIET_UNLESS_IN = (
+    "oom",
+    "process",
+    " cpuset=",
+    ": usage ",
+    "sending SIG",
+    *userspace.OOMD_STARTS,
+)
+_QUIET_UNLESS_STARTS = (
+    "[",
+    "CPU: ",
+    "Pid: ",
+    "Task in ",
+    "Tasks in ",
+    "Free swap",
+    "Total swap",
+    "Memory limit reached of cgroup ",
+)
+
+
+def quiet(text: str) -> bool:
+    """Whether no kernel-line handler takes `text` and it tells of no kill (a test holds this)."""
+    for m in _QUIET_UNLESS_IN:
+        if m in text:
+            return False
+    return not text.startswith(_QUIET_UNLESS_STARTS)
+
 
 _USERSPACE_STARTS = ("sending SIG", "killing process", "low memory!", *userspace.OOMD_STARTS)
 

@@ -6,7 +6,6 @@ the `incident` part of the payload (docs/webhook.md, version 1) and back.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from oomwatch.model.parts import (
     TopProcess,
     fingerprint,
 )
+from oomwatch.model.plain import as_dict
 
 if TYPE_CHECKING:
     from oomwatch.model.incident import Incident
@@ -84,7 +84,7 @@ class KillFacts:
         }
         body.update(
             host=self.host,
-            node=dataclasses.asdict(self.node),
+            node=as_dict(self.node),
             log_host=self.kill.host,
             explanation=self.explanation.to_json(),
             where=self.where,
@@ -194,7 +194,7 @@ class LogGapFacts:
 
     def to_json(self, inc: Incident) -> dict[str, Any]:
         """The `incident` part of a log gap's payload."""
-        return {"kind": "log_gap", **dataclasses.asdict(self), "detected_at": inc.detected_at}
+        return {"kind": "log_gap", **as_dict(self), "detected_at": inc.detected_at}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> LogGapFacts:
@@ -319,7 +319,7 @@ class FollowUp:
 
 
 def _top_json(t: TopProcess) -> dict[str, Any]:
-    return {**dataclasses.asdict(t), "cmdline": list(t.cmdline)}
+    return {**as_dict(t), "cmdline": list(t.cmdline)}
 
 
 def _tops(rows: Any) -> tuple[TopProcess, ...]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+from oomwatch.model.plain import as_dict
+
 _R = TypeVar("_R")
 
 LineFormat = Literal["kmsg", "dmesg", "dmesg-T", "syslog", "journal", "journal-json", "bare"]
@@ -182,18 +184,18 @@ class OomKill:
             "constraint": self.constraint,
             "oom_memcg": self.oom_memcg,
             "task_memcg": self.task_memcg,
-            "container": dataclasses.asdict(self.container) if self.container else None,
+            "container": as_dict(self.container) if self.container else None,
             "systemd_unit": self.systemd_unit,
             "cpuset": self.cpuset,
-            "victim": dataclasses.asdict(self.victim),
-            "trigger": dataclasses.asdict(self.trigger) if self.trigger else None,
-            "memcg": dataclasses.asdict(self.memcg) if self.memcg else None,
+            "victim": as_dict(self.victim),
+            "trigger": as_dict(self.trigger) if self.trigger else None,
+            "memcg": as_dict(self.memcg) if self.memcg else None,
             "kernel_release": self.kernel_release,
             "page_kb": self.page_kb,
-            "tasks": [dataclasses.asdict(t) for t in self.tasks],
+            "tasks": [as_dict(t) for t in self.tasks],
             "tasks_complete": self.tasks_complete,
             "tasks_cut": self.tasks_cut,
-            "top_consumers": [dataclasses.asdict(c) for c in self.top_consumers],
+            "top_consumers": [as_dict(c) for c in self.top_consumers],
             "selected_score": self.selected_score,
             "swap_free_kb": self.swap_free_kb,
             "swap_total_kb": self.swap_total_kb,

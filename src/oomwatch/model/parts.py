@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from oomwatch.model.memory import CgroupMem, Snapshot
+from oomwatch.model.plain import as_dict
 
 
 def fingerprint(*parts: str | None) -> str:
@@ -149,7 +149,7 @@ class MemoryNow:
 
     def to_json(self) -> dict[str, Any]:
         """Figures, `sampled_at` and `cgroup` as `{path, usage_bytes, limit_bytes}`."""
-        d = dataclasses.asdict(self)
+        d = as_dict(self)
         c = self.cgroup
         d["cgroup"] = None if c is None else {k: d["cgroup"][k] for k in _CGROUP_KEYS}
         return d

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from oomwatch.notify.slack import Thread
 
 __all__ = [
+    "FRESH",
     "INCIDENT_COLUMNS",
     "Delivery",
     "Folded",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("oomwatch.store")
+FRESH = 16  # incidents kept in memory after they are stored (a storm's latest)
 
 
 class Store(Outbox):
@@ -78,6 +80,7 @@ class Store(Outbox):
         # notifiers running in worker threads (Slack, SMTP) use the threads table too
         self.lock = threading.RLock()
         self.file_id = _file_id(path)
+        self.fresh = {}
 
     def _open(self, path: Path) -> None:
         """Open (or create) the database with its schema; a corrupt file raises DatabaseError."""
@@ -217,6 +220,11 @@ class Store(Outbox):
                     "updated = excluded.updated",
                     (source, cursor, json.dumps(extra or {}), now),
                 )
+        fresh = self.fresh
+        for inc in new:  # committed: what a lane reads next is the same incident
+            fresh[inc.id] = inc
+            if len(fresh) > FRESH:
+                del fresh[next(iter(fresh))]
         return new
 
     def prune(self, older_than: float) -> int:

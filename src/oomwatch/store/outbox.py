@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from oomwatch.model import Incident
 from oomwatch.store.schema import (
     SELECT_DELIVERIES,
     Delivery,
@@ -23,6 +24,9 @@ class Outbox:
 
     db: sqlite3.Connection
     lock: threading.RLock
+    # the incidents stored last, by id: their first deliveries take them from here
+    # rather than decoding what was just encoded (a kill's path to its receivers)
+    fresh: dict[str, Incident]
 
     def _tx(self) -> Transaction:
         return Transaction(self.db, self.lock)
@@ -37,7 +41,11 @@ class Outbox:
         # `where` is one of this module's fixed clauses; values go in as parameters
         sql = SELECT_DELIVERIES + where + " ORDER BY o.id LIMIT ?"
         rows = self.db.execute(sql, (*args, limit)).fetchall()
-        return [Delivery(r[0], r[1], r[2], r[3], incident_from_row(r[5:]), r[4]) for r in rows]
+        fresh = self.fresh
+        return [
+            Delivery(r[0], r[1], r[2], r[3], fresh.get(r[5]) or incident_from_row(r[5:]), r[4])
+            for r in rows
+        ]
 
     def next_due(self, receiver: str) -> float | None:
         """When a receiver's next pending delivery or follow-up is due."""
