@@ -66,3 +66,26 @@ def test_from_json_gives_back_the_same_incident() -> None:
         back = Incident.from_json(json.loads(json.dumps(inc.to_json())))
         assert back.to_json() == inc.to_json()
         assert (back.category, back.kind, back.unplaced) == (inc.category, inc.kind, inc.unplaced)
+
+
+def test_the_json_text_is_the_payload_s_json_and_replace_makes_it_again() -> None:
+    """`json_text` (the body made once) is byte for byte `to_json()` as JSON, for every shape."""
+    from dataclasses import replace
+
+    from oomwatch.delivery.grouping import followup
+    from oomwatch.render.fit import dumps
+
+    base = kills()["kill_snap"]
+    shapes = [
+        *kills().values(),
+        replace(base, drill=True),
+        followup(base, [1, 2], ["kill:a", "kill:b"], "webhook", 20.0),
+    ]
+    for inc in shapes:
+        assert inc.body_text() == dumps(inc.body())
+        assert inc.json_text() == dumps(inc.to_json())
+        assert json.loads(inc.json_text()) == inc.to_json()
+    # a replaced incident's text is made anew from its own facts, never the old one's
+    changed = replace(base, detected_at=base.detected_at + 60)
+    assert base.body_text() != changed.body_text()
+    assert changed.json_text() == dumps(changed.to_json())

@@ -9,8 +9,9 @@ JSON Lines sink and the HTTP API (docs/webhook.md, version 1).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from oomwatch.model.facts import (
@@ -45,6 +46,8 @@ class Incident:
     facts: Facts
     followup: FollowUp | None = None
     drill: bool = False
+    # body() as JSON, made at most once: the store writes it and the webhook sends it
+    _text: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def host(self) -> str:
@@ -119,9 +122,28 @@ class Incident:
             body["followup"] = self.followup.to_json()
         return body
 
+    def body_text(self) -> str:
+        """`body()` as compact JSON, made once for the store and the webhook."""
+        if not self._text:
+            self._text.append(compact(self.body()))
+        return self._text[0]
+
     def to_json(self) -> dict[str, Any]:
         """The versioned payload (docs/webhook.md): the webhook's, the JSONL sink's, the API's."""
-        out: dict[str, Any] = {
+        out = self._envelope()
+        out["incident"] = self.body()
+        if self.drill:
+            out["drill"] = True
+        return out
+
+    def json_text(self) -> str:
+        """`to_json()` as compact JSON, the same text, with the body made once."""
+        head = compact(self._envelope())
+        drill = ',"drill":true' if self.drill else ""
+        return f'{head[:-1]},"incident":{self.body_text()}{drill}}}'
+
+    def _envelope(self) -> dict[str, Any]:
+        return {
             "version": PAYLOAD_VERSION,
             "status": self.status,
             "key": self.key,
@@ -131,11 +153,7 @@ class Incident:
             "category": self.category,
             "severity": self.severity,
             "detected_at": self.detected_at,
-            "incident": self.body(),
         }
-        if self.drill:
-            out["drill"] = True
-        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Incident:
@@ -157,3 +175,8 @@ class Incident:
             followup=FollowUp.from_json(body.get("followup")),
             drill=bool(d.get("drill")),
         )
+
+
+def compact(value: Any) -> str:
+    """JSON as the notifiers send it and the store keeps it: compact, not ASCII-escaped."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

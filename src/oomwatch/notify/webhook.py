@@ -33,7 +33,7 @@ from oomwatch.notify.common import (
 from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
 from oomwatch.render.escape import truncate
-from oomwatch.render.fit import PAYLOAD_BYTES, dumps, payload
+from oomwatch.render.fit import PAYLOAD_BYTES, payload, payload_bytes
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
@@ -73,9 +73,9 @@ class WebhookNotifier:
     def body(self, incident: Incident) -> tuple[bytes, str]:
         """The request body and its content type, at most `max_bytes`."""
         limit = self.max_bytes
-        data = payload(incident, limit)
         if self.template is None:
-            return dumps(data).encode(), "application/json"
+            return payload_bytes(incident, limit), "application/json"
+        data = payload(incident, limit)
         for _ in range(3):
             text = self._render(data)
             raw = text.encode()

@@ -17,7 +17,7 @@ from oomwatch.render.escape import TRUNCATED
 if TYPE_CHECKING:
     from oomwatch.model import Incident
 
-__all__ = ["PAYLOAD_BYTES", "dumps", "fit", "payload", "size"]
+__all__ = ["PAYLOAD_BYTES", "dumps", "fit", "payload", "payload_bytes", "size"]
 PAYLOAD_BYTES = 256 * 1024  # the webhook's, the JSONL line's and the API's, per incident
 # the payload's envelope: what a receiver needs to tell incidents apart, never cut
 ENVELOPE = frozenset(
@@ -40,6 +40,12 @@ def size(value: Any) -> int:
 def payload(inc: Incident, limit: int = PAYLOAD_BYTES, **extra: Any) -> dict[str, Any]:
     """The incident's v1 payload (with `extra` names), cut to `limit` bytes."""
     return fit({**inc.to_json(), **extra}, limit, keep=ENVELOPE | extra.keys())
+
+
+def payload_bytes(inc: Incident, limit: int = PAYLOAD_BYTES) -> bytes:
+    """`payload(inc, limit)` as the JSON the notifiers send (the incident's own text if it fits)."""
+    raw = inc.json_text().encode()
+    return raw if len(raw) <= limit else dumps(payload(inc, limit)).encode()
 
 
 def fit(

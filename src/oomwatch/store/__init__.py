@@ -197,7 +197,7 @@ class Store(Outbox):
                         inc.title,
                         inc.detected_at,
                         int(inc.drill),
-                        encode_body(inc.body()),
+                        encode_body(inc.body_text()),
                         v.pid if v else None,
                         int(inc.unplaced),
                     ),

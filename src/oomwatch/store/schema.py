@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oomwatch.model import Incident
+from oomwatch.model.incident import compact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (
@@ -117,9 +118,10 @@ class GroupState:
     followup_at: float | None
 
 
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    """An incident's body as stored: compact JSON, compressed (a kill's is 1-2 KB, not 6)."""
-    return zlib.compress(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), 6)
+def encode_body(body: Mapping[str, Any] | str) -> bytes:
+    """An incident's body as stored: compact JSON (or that text), compressed (1-2 KB, not 6)."""
+    text = body if isinstance(body, str) else compact(body)
+    return zlib.compress(text.encode(), 6)
 
 
 def decode_body(value: bytes | str) -> Any:
