@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -178,6 +177,8 @@ def _check_names(names: list[str], where: str) -> None:
     unknown = sorted({n for n in names if n not in known})
     if not unknown:
         return
+    import difflib  # only for a mistake: not kept in the agent's memory
+
     words = []
     for name in unknown:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)

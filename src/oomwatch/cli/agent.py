@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+# httpcore imports these whenever they are installed, for a trio backend and HTTP/2;
+# the agent runs on asyncio and speaks HTTP/1.1, and would keep them in memory (4 MB)
+UNUSED_BY_THE_AGENT = ("trio", "h2")
 
 
 def cmd_run(_args: argparse.Namespace) -> int:
     """`oomwatch run`: the agent."""
+    for name in UNUSED_BY_THE_AGENT:
+        sys.modules.setdefault(name, None)  # None: an import of it fails, as if not installed
     from oomwatch.agent import run_agent
     from oomwatch.logsetup import configure
     from oomwatch.redact import remember, secrets_of

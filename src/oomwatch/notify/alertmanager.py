@@ -108,7 +108,7 @@ class AlertmanagerNotifier:
         # a firing condition is re-sent every repeat_interval; it must outlive the gap
         self.hold_s = repeat_interval + 300
         self.url = url.rstrip("/") + "/api/v2/alerts"
-        self.client = client or http_client()
+        self.client = client or http_client(url=url)
 
     async def send(self, incident: Incident, _delivery_key: str) -> None:
         """POST a one-alert list."""

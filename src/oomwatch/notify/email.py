@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import smtplib
 import ssl
-from email.message import EmailMessage
-from email.utils import formatdate
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -19,6 +16,8 @@ from oomwatch.notify.common import Context, NotifierKind, StrictModel, read_secr
 from oomwatch.notify.facts import details, facts, header_safe, html_escape, plain_text
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from oomwatch.settings import Settings
 
 TIMEOUT_S = 15.0
@@ -39,6 +38,10 @@ def message(inc: Incident, sender: str, to: list[str], delivery_key: str = "") -
             subject += f" in {inc.where}"
     else:
         subject = f"[oomwatch] {drill}{inc.status}: {inc.title}"
+    # the agent loads smtplib and the email package only for a receiver that sends mail
+    from email.message import EmailMessage
+    from email.utils import formatdate
+
     msg = EmailMessage()
     msg["Subject"] = header_safe(subject)
     msg["From"] = sender
@@ -99,6 +102,8 @@ class EmailNotifier:
         await asyncio.to_thread(self._send, message(incident, self.sender, self.to, delivery_key))
 
     def _send(self, msg: EmailMessage) -> None:
+        import smtplib
+
         what = f"smtp {self.host}:{self.port}"
         try:
             if self.security == "tls":

@@ -68,7 +68,7 @@ class WebhookNotifier:
                 self.template = ImmutableSandboxedEnvironment().from_string(template)
             except TemplateSyntaxError as e:
                 raise ConfigError(f"receiver {name!r}: bad template: {e}") from None
-        self.client = client or http_client(timeout_s)
+        self.client = client or http_client(timeout_s, url)
 
     def body(self, incident: Incident) -> tuple[bytes, str]:
         """The request body and its content type, at most `max_bytes`."""
