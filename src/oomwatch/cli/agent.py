@@ -12,8 +12,7 @@ UNUSED_BY_THE_AGENT = ("trio", "h2")
 
 def cmd_run(_args: argparse.Namespace) -> int:
     """`oomwatch run`: the agent."""
-    for name in UNUSED_BY_THE_AGENT:
-        sys.modules.setdefault(name, None)  # None: an import of it fails, as if not installed
+    keep_unused_out()
     from oomwatch.agent import run_agent
     from oomwatch.logsetup import configure
     from oomwatch.redact import remember, secrets_of
@@ -23,6 +22,13 @@ def cmd_run(_args: argparse.Namespace) -> int:
     configure(settings.log_format, level=settings.log_level)
     remember(secrets_of(settings))
     return run_agent(settings)
+
+
+def keep_unused_out() -> None:
+    """Keep the packages the agent never uses out of its memory, installed or not."""
+    for name in UNUSED_BY_THE_AGENT:
+        # None: an import of it fails, as if it were not installed
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def cmd_drill(args: argparse.Namespace) -> int:

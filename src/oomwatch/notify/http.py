@@ -84,10 +84,12 @@ def client(timeout_s: float = TIMEOUT_S, url: str | None = None) -> httpx.AsyncC
     # kills are rare: httpx's 5 s keep-alive would make nearly every delivery connect
     # again; 55 s stays under the idle timeouts of common servers and balancers (60 s)
     limits = httpx.Limits(max_connections=10, max_keepalive_connections=2, keepalive_expiry=55)
-    plain = url is not None and url[:7].lower() == "http://"
-    return httpx.AsyncClient(
-        timeout=timeout_s, limits=limits, verify=_no_tls() if plain else _tls()
-    )
+    return httpx.AsyncClient(timeout=timeout_s, limits=limits, verify=tls_for(url))
+
+
+def tls_for(url: str | None) -> ssl.SSLContext:
+    """The TLS context of a client for `url`: none trusted for plain HTTP, else the shared one."""
+    return _no_tls() if url is not None and url[:7].lower() == "http://" else _tls()
 
 
 @functools.cache
