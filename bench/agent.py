@@ -327,9 +327,65 @@ def idle_processes(n: int) -> Iterator[None]:
             p.wait()
 
 
+DEPENDENCIES_ONLY = r"""
+import sys
+for name in ("trio", "h2"):  # as the agent keeps them out
+    sys.modules.setdefault(name, None)
+import asyncio, ctypes, gc, http.server, sqlite3, ssl, tempfile, threading
+import httpx, prometheus_client, psutil
+import anyio._backends._asyncio, anyio.lowlevel, anyio.streams.memory, anyio.to_thread
+from pydantic_settings import BaseSettings
+
+
+class Settings(BaseSettings):
+    interval: float = 10.0
+    url: str = "http://127.0.0.1:1/"
+
+
+ctypes.CDLL("libc.so.6").mallopt(-8, 1)  # one malloc arena, as the agent sets
+Settings()
+db = sqlite3.connect(tempfile.mkdtemp() + "/db")
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE t (a)")
+client = httpx.AsyncClient(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+registry = prometheus_client.CollectorRegistry()
+prometheus_client.Counter("kills", "kills", registry=registry).inc()
+prometheus_client.generate_latest(registry)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+psutil.virtual_memory()
+list(psutil.process_iter(["pid", "name"]))
+
+
+async def main():
+    await asyncio.to_thread(psutil.cpu_percent)
+    await asyncio.sleep(2)
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    print(psutil.Process().memory_info().rss, flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+def dependencies_rss() -> float:
+    """RSS in MB of a process that uses the agent's dependencies as it does, and nothing else."""
+    out = subprocess.run(
+        [sys.executable, "-c", DEPENDENCIES_ONLY], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.split()[-1]) / 1e6
+
+
 def footprint(seconds: float) -> None:
-    """(b): RSS and CPU with a webhook and 1,000 idle processes at the default 10 s interval."""
+    """(b): RSS and CPU with a webhook and 1,000 idle processes at the default 10 s interval.
+
+    The floor, measured in the same run: a process that imports and uses the agent's
+    dependencies (asyncio, sqlite3, httpx, pydantic-settings, prometheus-client,
+    psutil, an HTTP server thread) as the agent does, and none of oomwatch.
+    """
     print(f"(b) {load()}")
+    floor = statistics.median(dependencies_rss() for _ in range(3))
     hook = Recorder(keep_alive=True).start()
     with idle_processes(1000), tempfile.TemporaryDirectory() as tmp:
         agent = AgentProcess(
@@ -360,7 +416,10 @@ def footprint(seconds: float) -> None:
     print(
         f"(b) footprint over {wall:.0f} s with 1000 extra idle processes: RSS {rss / 1e6:.1f} "
         f"MB (peak {peak / 1e6:.1f} MB; target <= 45, ratio {peak / 45e6:.2f}), CPU "
-        f"{cpu:.3f}% of one core (target <= 0.5, ratio {cpu / 0.5:.2f})"
+        f"{cpu:.3f}% of one core (target <= 0.5, ratio {cpu / 0.5:.2f})\n"
+        f"    the dependencies alone, used as the agent uses them (the floor, median of 3): "
+        f"{floor:.1f} MB; oomwatch's own: {rss / 1e6 - floor:+.1f} MB (ratio "
+        f"{rss / 1e6 / floor:.2f})"
     )
 
 
