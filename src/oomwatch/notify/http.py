@@ -114,15 +114,15 @@ def warm() -> None:
     import anyio.to_thread  # noqa: F401
 
 
-async def post(client: httpx.AsyncClient, url: str, what: str, **kwargs: Any) -> httpx.Response:
+async def post(
+    client: httpx.AsyncClient, url: str | httpx.URL, what: str, **kwargs: Any
+) -> httpx.Response:
     """One POST, its failures translated into NotifyError (the URL redacted)."""
-    from oomwatch.notify import redact_url
-
-    label = f"{what} {redact_url(url)}"
     try:
         resp = await client.post(url, **kwargs)
     except httpx.TimeoutException:
         t = client.timeout.read or client.timeout.connect
+        label = _label(what, url)
         raise NotifyError(
             f"{label}: no answer in {t:g} s" if t else f"{label}: timed out",
             retryable=True,
@@ -130,14 +130,26 @@ async def post(client: httpx.AsyncClient, url: str, what: str, **kwargs: Any) ->
         ) from None
     except httpx.HTTPError as e:
         raise NotifyError(
-            f"{label}: {transport_words(e, url)}", retryable=True, reason=FailureReason.CONNECTION
+            f"{_label(what, url)}: {transport_words(e, str(url))}",
+            retryable=True,
+            reason=FailureReason.CONNECTION,
         ) from None
-    err = status_error(
-        resp.status_code, label, body=resp.text, retry_after=resp.headers.get("retry-after")
-    )
-    if err is not None:
-        raise err
+    if not 200 <= resp.status_code < 300:  # the label and the body's text: failures only
+        err = status_error(
+            resp.status_code,
+            _label(what, url),
+            body=resp.text,
+            retry_after=resp.headers.get("retry-after"),
+        )
+        if err is not None:
+            raise err
     return resp
+
+
+def _label(what: str, url: str | httpx.URL) -> str:
+    from oomwatch.notify import redact_url
+
+    return f"{what} {redact_url(str(url))}"
 
 
 def _chain(e: BaseException, depth: int = 0) -> Iterator[BaseException]:

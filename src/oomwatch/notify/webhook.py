@@ -8,6 +8,7 @@ off, so use `|tojson` for values in JSON).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -57,6 +58,9 @@ class WebhookNotifier:
         self.name = name
         self.max_bytes = max_bytes
         self.url = url
+        self.target: httpx.URL | str = url
+        with contextlib.suppress(httpx.InvalidURL):  # else each POST says what is wrong
+            self.target = httpx.URL(url)  # parsed once, not at every POST
         self.headers = dict(headers or {})
         self.secret = hmac_secret.encode() if hmac_secret else None
         self.template: Any = None
@@ -116,7 +120,7 @@ class WebhookNotifier:
             ts = str(int(time.time()))
             mac = hmac.new(self.secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
             headers["X-Oomwatch-Signature"] = f"t={ts},v1={mac}"
-        await post(self.client, self.url, "webhook", content=body, headers=headers)
+        await post(self.client, self.target, "webhook", content=body, headers=headers)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -33,6 +33,7 @@ class KmsgFollower:
         if self._resume:
             self.last_seq = int(saved_seq)
         self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.drained = False  # the last read_available read all there was
         if from_end and not self._resume:
             self._skip_existing()
 
@@ -77,6 +78,7 @@ class KmsgFollower:
                 self.last_seq = seq
             lines.extend(rec.rstrip(b"\n").split(b"\n"))
             records += 1
+        self.drained = records < MAX_BATCH
         return Batch(lines, self.cursor, lost)
 
     async def batches(self) -> AsyncIterator[Batch]:
@@ -86,8 +88,11 @@ class KmsgFollower:
             batch = self.read_available()
             if batch.lines or batch.lost:
                 yield batch
-                await asyncio.sleep(0)  # let delivery run between big batches
-                continue
+                if not self.drained:
+                    await asyncio.sleep(0)  # let delivery run between big batches
+                    continue
+                # all there was is read: wait for more (no read that finds nothing), so
+                # that a kill's delivery, woken by this batch, runs without a step between
             ready: asyncio.Future[None] = loop.create_future()
             loop.add_reader(self.fd, _set, ready)
             try:
