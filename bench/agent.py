@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import psutil
 
@@ -47,6 +48,8 @@ from tests.agentproc import AgentProcess  # noqa: E402
 from tests.servers import Received, Recorder  # noqa: E402
 
 from oomwatch.drill.memcg import MIB, memory_cgroup, start_hog  # noqa: E402
+
+T = TypeVar("T")
 
 
 def kmsg_clock_offset() -> float:
@@ -138,7 +141,45 @@ while True:
 """
 
 
-class BareReceiver:
+class Witness(Generic[T]):
+    """A process of ours that prints a line for each kill it sees: what it saw, by victim pid."""
+
+    def __init__(self, program: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", program], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        self.first = self.proc.stdout.readline().strip()  # it is ready: "ready", a port
+        self.seen: dict[int, T] = {}
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def parse(self, line: str) -> tuple[int, T] | None:
+        """The victim pid and what was seen of it, from one printed line."""
+        raise NotImplementedError
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            got = self.parse(line)
+            if got is not None:
+                with self.cond:
+                    self.seen[got[0]] = got[1]
+                    self.cond.notify_all()
+
+    def wait(self, pid: int, timeout_s: float) -> T | None:
+        """What was seen of `pid`'s kill, waiting up to `timeout_s` for it."""
+        with self.cond:
+            self.cond.wait_for(lambda: pid in self.seen, timeout=timeout_s)
+            return self.seen.get(pid)
+
+    def stop(self) -> None:
+        """End the process (ours, by its pid)."""
+        self.proc.kill()
+        self.proc.wait()
+
+
+class BareReceiver(Witness[float]):
     """A webhook receiver in a process of its own, noting when each request has arrived whole.
 
     The agent's latency ends when its POST is on the receiver's side of the socket: a
@@ -147,67 +188,26 @@ class BareReceiver:
     """
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", BARE_RECEIVER], stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}"
-        self.got: dict[int, float] = {}  # victim pid: arrived at
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__(BARE_RECEIVER)
+        self.url = f"http://127.0.0.1:{int(self.first)}"
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            pid, at = line.split()
-            if pid != "None":
-                with self.cond:
-                    self.got[int(pid)] = float(at)
-                    self.cond.notify_all()
-
-    def arrival(self, pid: int, timeout_s: float) -> float | None:
-        """When the incident of `pid`'s kill arrived (time.monotonic())."""
-        with self.cond:
-            self.cond.wait_for(lambda: pid in self.got, timeout=timeout_s)
-            return self.got.get(pid)
-
-    def stop(self) -> None:
-        """End the receiver (ours, by its pid)."""
-        self.proc.kill()
-        self.proc.wait()
+    def parse(self, line: str) -> tuple[int, float] | None:
+        """The victim pid and when its incident arrived (time.monotonic())."""
+        pid, at = line.split()
+        return None if pid == "None" else (int(pid), float(at))
 
 
-class BareReader:
+class BareReader(Witness[tuple[float, float]]):
     """The floor: a process blocked in read() on /dev/kmsg, noting when each kill wakes it."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", BARE_READER], stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        assert self.proc.stdout.readline().strip() == "ready"
-        self.seen: dict[int, tuple[float, float]] = {}  # pid: (kernel stamp s, woken at)
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__(BARE_READER)
+        assert self.first == "ready"
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            pid, stamp_us, at = line.split()
-            with self.cond:
-                self.seen[int(pid)] = (int(stamp_us) / 1e6, float(at))
-                self.cond.notify_all()
-
-    def wait(self, pid: int, timeout_s: float) -> tuple[float, float] | None:
-        """(kernel stamp, woken at) of `pid`'s kill record."""
-        with self.cond:
-            self.cond.wait_for(lambda: pid in self.seen, timeout=timeout_s)
-            return self.seen.get(pid)
-
-    def stop(self) -> None:
-        """End the reader (ours, by its pid)."""
-        self.proc.kill()
-        self.proc.wait()
+    def parse(self, line: str) -> tuple[int, tuple[float, float]] | None:
+        """The victim pid, its kill record's kernel stamp (s) and when the reader woke."""
+        pid, stamp_us, at = line.split()
+        return int(pid), (int(stamp_us) / 1e6, float(at))
 
 
 def _kill_of(pid: int) -> Callable[[Received], bool]:
@@ -280,7 +280,7 @@ def latency(kills: int, restart_every: int, receiver: str) -> None:
                     agent = AgentProcess(Path(tmp), env).start()
                 pid = oom_kill(f"bench-lat-{i}")
                 if isinstance(hook, BareReceiver):
-                    at = hook.arrival(pid, timeout_s=10)
+                    at = hook.wait(pid, timeout_s=10)
                 else:
                     got = hook.wait_for(_kill_of(pid), timeout_s=10)
                     at = got[0].at if got else None
