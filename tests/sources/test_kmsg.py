@@ -1,0 +1,61 @@
+"""The /dev/kmsg follower on the real kernel log: every record once, in order, as it comes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from oomwatch.sources.kmsg import KmsgFollower
+
+KMSG = Path("/dev/kmsg")
+pytestmark = pytest.mark.skipif(
+    not (os.geteuid() == 0 and KMSG.exists()), reason="needs root to write to /dev/kmsg"
+)
+
+
+def write(texts: list[str]) -> None:
+    """Records into the kernel log, with the kernel's write rate limit lifted meanwhile."""
+    knob = Path("/proc/sys/kernel/printk_devkmsg")
+    old = knob.read_text().strip()
+    knob.write_text("on\n")
+    try:
+        fd = os.open(KMSG, os.O_WRONLY)
+        try:
+            for t in texts:
+                os.write(fd, f"<6>{t}\n".encode())
+        finally:
+            os.close(fd)
+    finally:
+        knob.write_text(old + "\n")
+
+
+def test_records_that_come_while_a_batch_is_handled_are_read_once_in_order() -> None:
+    """After it has read all there was, the follower waits; what comes next wakes it."""
+    tag = uuid.uuid4().hex
+    first = [f"oomwatch-test {tag} a{i}" for i in range(50)]
+    later = [f"oomwatch-test {tag} b{i}" for i in range(50)]
+    follower = KmsgFollower(KMSG, "boot", None, from_end=True)
+
+    async def follow() -> list[str]:
+        seen: list[str] = []
+        batches = follower.batches()
+        write(first)
+        async with asyncio.timeout(20):
+            async for batch in batches:
+                seen += [ln.decode() for ln in batch.lines if tag.encode() in ln]
+                if len(seen) == len(first) and not any("b0" in s for s in seen):
+                    # written while this batch is handled, after the follower drained
+                    write(later)
+                if len(seen) >= len(first) + len(later):
+                    return seen
+        return seen
+
+    try:
+        seen = asyncio.run(follow())
+    finally:
+        follower.close()
+    assert [s.split(";", 1)[1] for s in seen] == first + later
