@@ -20,6 +20,7 @@ import pytest
 from oomwatch.drill.memcg import MIB, memory_cgroup, start_hog
 from tests.agentproc import AgentProcess
 from tests.conftest import real_kernel_reason
+from tests.kmsg_tail import write_kmsg
 from tests.servers import Received, Recorder, SlackLike
 
 pytestmark = pytest.mark.skipif(real_kernel_reason() is not None, reason=real_kernel_reason() or "")
@@ -189,18 +190,7 @@ def test_overrun_while_stopped_is_counted_and_reconciled(
 
 def flood_kmsg(records: int) -> None:
     """Write records to /dev/kmsg, with the kernel's write rate limit lifted meanwhile."""
-    knob = Path("/proc/sys/kernel/printk_devkmsg")
-    old = knob.read_text().strip()
-    knob.write_text("on\n")
-    try:
-        fd = os.open("/dev/kmsg", os.O_WRONLY)
-        try:
-            for i in range(records):
-                os.write(fd, f"<6>oomwatch-test flood {i:06d} {'x' * 150}\n".encode())
-        finally:
-            os.close(fd)
-    finally:
-        knob.write_text(old + "\n")
+    write_kmsg(f"oomwatch-test flood {i:06d} {'x' * 150}" for i in range(records))
 
 
 def _first_kmsg_seq() -> int:

@@ -10,27 +10,12 @@ from pathlib import Path
 import pytest
 
 from oomwatch.sources.kmsg import KmsgFollower
+from tests.kmsg_tail import write_kmsg
 
 KMSG = Path("/dev/kmsg")
 pytestmark = pytest.mark.skipif(
     not (os.geteuid() == 0 and KMSG.exists()), reason="needs root to write to /dev/kmsg"
 )
-
-
-def write(texts: list[str]) -> None:
-    """Records into the kernel log, with the kernel's write rate limit lifted meanwhile."""
-    knob = Path("/proc/sys/kernel/printk_devkmsg")
-    old = knob.read_text().strip()
-    knob.write_text("on\n")
-    try:
-        fd = os.open(KMSG, os.O_WRONLY)
-        try:
-            for t in texts:
-                os.write(fd, f"<6>{t}\n".encode())
-        finally:
-            os.close(fd)
-    finally:
-        knob.write_text(old + "\n")
 
 
 def test_records_that_come_while_a_batch_is_handled_are_read_once_in_order() -> None:
@@ -43,13 +28,13 @@ def test_records_that_come_while_a_batch_is_handled_are_read_once_in_order() -> 
     async def follow() -> list[str]:
         seen: list[str] = []
         batches = follower.batches()
-        write(first)
+        write_kmsg(first)
         async with asyncio.timeout(20):
             async for batch in batches:
                 seen += [ln.decode() for ln in batch.lines if tag.encode() in ln]
                 if len(seen) == len(first) and not any("b0" in s for s in seen):
                     # written while this batch is handled, after the follower drained
-                    write(later)
+                    write_kmsg(later)
                 if len(seen) >= len(first) + len(later):
                     return seen
         return seen

@@ -9,7 +9,6 @@ JSON Lines sink and the HTTP API (docs/webhook.md, version 1).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from oomwatch.model.facts import (
 from oomwatch.model.kernel import Victim
 from oomwatch.model.memory import Severity, Status
 from oomwatch.model.parts import Explanation
+from oomwatch.model.plain import compact
 
 Category = Literal["event", "condition"]
 PAYLOAD_VERSION = 1
@@ -175,8 +175,3 @@ class Incident:
             followup=FollowUp.from_json(body.get("followup")),
             drill=bool(d.get("drill")),
         )
-
-
-def compact(value: Any) -> str:
-    """JSON as the notifiers send it and the store keeps it: compact, not ASCII-escaped."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,9 +1,10 @@
-"""Dataclasses as plain dicts, as `dataclasses.asdict` makes them, without its deep copies."""
+"""Records as plain data: dicts as `dataclasses.asdict` makes them, and compact JSON."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from typing import Any
 
 _ATOMS = (str, int, float, bool, type(None))
@@ -11,7 +12,7 @@ _NAMES: dict[type, tuple[str, ...]] = {}  # one entry per dataclass type: a fixe
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
-    """The dict `as_dict(obj)` gives; immutable leaves are shared, not deep-copied.
+    """The dict `dataclasses.asdict(obj)` gives; immutable leaves are shared, not deep-copied.
 
     `asdict` deep-copies every string and number of a payload: the incident body of
     a kill, built on the path from the kernel to the first receiver, cost 3x as much.
@@ -35,3 +36,8 @@ def _value(v: Any) -> Any:
     if isinstance(v, dict):
         return type(v)((_value(k), _value(x)) for k, x in v.items())
     return copy.deepcopy(v)
+
+
+def compact(value: Any) -> str:
+    """JSON as the notifiers send it and the store keeps it: compact, not ASCII-escaped."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

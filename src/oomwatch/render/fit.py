@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from oomwatch.model.plain import compact
 from oomwatch.render.escape import TRUNCATED
 
 if TYPE_CHECKING:
@@ -27,9 +28,7 @@ MAX_ROUNDS = 200  # each round cuts one part: far more than any payload needs
 _NOTE_ROOM = 512  # bytes kept free for the `truncated` list itself
 
 
-def dumps(value: Any) -> str:
-    """`value` as compact JSON, as the notifiers send it."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+dumps = compact  # `value` as compact JSON, as the notifiers send it
 
 
 def size(value: Any) -> int:

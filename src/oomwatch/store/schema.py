@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oomwatch.model import Incident
-from oomwatch.model.incident import compact
+from oomwatch.model.plain import compact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (
