@@ -205,3 +205,58 @@ def test_a_reused_pid_is_read_as_a_new_process(tmp_path: Path) -> None:
     assert got is not None
     assert got[0].comm == "new"
     assert got[0].cmdline == ("/bin/new", "--flag")
+
+
+def test_a_process_that_runs_another_program_is_described_again(tmp_path: Path) -> None:
+    """An exec keeps pid, start time and inode but not the name: the new one is read.
+
+    A steady process is read within `refresh_every` samples; its history is kept and
+    the cache's count of command-line bytes follows the new command line.
+    """
+    proc = _fake_proc(tmp_path / "proc", {200: ("sh", 500, 10), 201: ("other", 501, 10)})
+    sampler = Sampler(proc, tmp_path)
+    for _ in range(sampler.cache.refresh_every + 1):
+        sampler.sample()
+    before = sampler.cache.cmdline_bytes
+    readings = len((sampler.cache.get(200) or (None, []))[1])
+    stat = proc / "200" / "stat"
+    stat.write_text(stat.read_text().replace("(sh)", "(java)"))
+    (proc / "200" / "cmdline").write_bytes(b"java\0-Xmx1g\0-jar\0app.jar\0")
+    for _ in range(sampler.cache.refresh_every):
+        sampler.sample()
+    got = sampler.cache.get(200)
+    assert got is not None
+    assert (got[0].comm, got[0].cmdline) == ("java", ("java", "-Xmx1g", "-jar", "app.jar"))
+    assert len(got[1]) > readings  # the readings before the exec are kept
+    grown = len("java -Xmx1g -jar app.jar ") - len("/bin/sh --flag ")
+    assert sampler.cache.cmdline_bytes == before + grown
+
+
+def test_a_real_exec_is_seen() -> None:
+    """A real `sh` that execs `sleep`: the cache then holds sleep's name and command line."""
+    import subprocess
+
+    proc = subprocess.Popen(["sh", "-c", "read go; exec sleep 60"], stdin=subprocess.PIPE)
+    try:
+        sampler = Sampler()
+        sampler.sample()
+        got = sampler.cache.get(proc.pid)
+        assert got is not None
+        assert got[0].comm == "sh"
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        comm = Path(f"/proc/{proc.pid}/comm")
+        while comm.read_text().strip() != "sleep":
+            assert proc.poll() is None
+        for _ in range(sampler.cache.refresh_every):
+            sampler.sample()
+        got = sampler.cache.get(proc.pid)
+        assert got is not None
+        assert (got[0].comm, got[0].cmdline) == ("sleep", ("sleep", "60"))
+        assert len(got[1]) == 1 + sampler.cache.refresh_every  # the sh's reading is kept
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.kill()
+        proc.wait()

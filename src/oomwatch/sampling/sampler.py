@@ -7,7 +7,9 @@ command line, cgroup, user) at the first sample that sees it; a known one costs
 only its directory entry, and its `stat` is read again when it matters: every
 sample while it is among the largest, young or growing, else every
 `PidCache.refresh_every` samples. A reused pid gets a new directory inode, so it
-is read as new.
+is read as new. A process that runs another program (exec) or renames itself keeps
+its pid and start time but not its name: a read that finds another name describes
+it again, keeping its history.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ CUT = "…"
 
 @dataclass(slots=True)
 class _Entry:
-    info: ProcInfo  # what does not change while the process lives (rss_kb left at 0)
+    info: ProcInfo  # what does not change until the process execs (rss_kb left at 0)
     # RSS in kB at the samples that read it, and when (seconds since the cache's
     # epoch): 8 bytes a reading, as the cache holds every process of the node
     history: array[int]
@@ -52,6 +54,7 @@ class _Entry:
     ino: int = 0  # of /proc/<pid>: another process under the same pid has another
     first_at: int = 0  # the sample that first saw it
     hot: bool = True  # read at every sample (large, young or growing)
+    name: bytes = b""  # the comm field of /proc/<pid>/stat as read, to notice an exec
 
     def reading(self, rss_kb: int, t: int, keep: int) -> None:
         """One RSS reading into the history (at most `keep`)."""
@@ -112,6 +115,17 @@ class PidCache:
             self.cmdline_bytes += size
             self.entries[pid] = entry
             self.entries.move_to_end(pid)
+
+    def redescribe(self, entry: _Entry, info: ProcInfo) -> None:
+        """Give a known process the details read after it ran another program."""
+        with self.lock:
+            self.cmdline_bytes -= _cmdline_size(entry.info.cmdline)
+            size = _cmdline_size(info.cmdline)
+            if self.cmdline_bytes + size > self.max_cmdline_bytes:
+                info = dataclasses.replace(info, cmdline=cut_cmdline(info.cmdline, CMDLINE_LEAN))
+                size = _cmdline_size(info.cmdline)
+            self.cmdline_bytes += size
+            entry.info = info
 
     def evict(self, now: float) -> None:
         """Drop processes dead for longer than `keep_dead_s`, then the oldest past the bound."""
@@ -194,7 +208,8 @@ class Sampler:
         page_kb = self._page_kb
         keep = cache.history
         sizes: list[tuple[int, _Entry]] = []
-        new: list[tuple[int, int, str, int, int]] = []
+        new: list[tuple[int, int, bytes, int, int]] = []
+        execed: list[tuple[_Entry, bytes]] = []
         with cache.lock:
             entries = cache.entries
             for name, ino in found:
@@ -214,18 +229,24 @@ class Sampler:
                     continue
                 start = int(fields[19])
                 rss_kb = int(fields[21]) * page_kb
+                name_ = stat[stat.find(b"(") + 1 : close]
                 if e is None or e.info.start_ticks != start:
-                    comm = stat[stat.find(b"(") + 1 : close].decode("utf-8", "backslashreplace")
-                    new.append((pid, start, comm, rss_kb, ino))
+                    new.append((pid, start, name_, rss_kb, ino))
                     continue
                 grew = rss_kb - e.rss_kb >= max(e.rss_kb // 10, 1024)
                 e.reading(rss_kb, t, keep)
                 e.ino, e.last_seen = ino, now
                 e.hot = grew or n - e.first_at < every
                 sizes.append((rss_kb, e))
-        for pid, start, comm, rss_kb, ino in new:  # read outside the lock: several files each
-            info = self._describe(pid, start, comm)
-            e = _Entry(info, array("I"), array("I"), now, ino=ino, first_at=n)
+                if e.name != name_:
+                    execed.append((e, name_))
+        # read outside the lock: several files each
+        for e, name_ in execed:
+            e.name = name_
+            cache.redescribe(e, self._describe(e.info.pid, e.info.start_ticks, _text(name_)))
+        for pid, start, name_, rss_kb, ino in new:
+            info = self._describe(pid, start, _text(name_))
+            e = _Entry(info, array("I"), array("I"), now, ino=ino, first_at=n, name=name_)
             e.reading(rss_kb, t, keep)
             cache.put(pid, e)
             sizes.append((rss_kb, e))
@@ -356,6 +377,10 @@ def _read(path: Path, limit: int = -1) -> bytes | None:
             return f.read(limit)
     except OSError:
         return None
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def cut_cmdline(cmdline: tuple[str, ...], limit: int) -> tuple[str, ...]:
