@@ -90,3 +90,31 @@ def test_an_unusable_state_dir_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert last.startswith(f"oomwatch: state database {blocker}/state/oomwatch.db: ")
     assert last.endswith("(OOMWATCH_STATE_DIR)")
     assert "Traceback" not in done.stderr
+
+
+def test_commits_leave_checkpoints_to_the_checkpointer(tmp_path: Path) -> None:
+    """The agent's connection never checkpoints below CHECKPOINT_PAGES; `checkpoint()` does.
+
+    SQLite's default (every 1,000 pages) would make every few hundredth commit write
+    and sync the database file while a kill waits for its commit.
+    """
+    from oomwatch.store import CHECKPOINT_PAGES
+    from oomwatch.testing import make_incident
+
+    store = Store(tmp_path / "oomwatch.db")
+    wal = tmp_path / "oomwatch.db-wal"
+    n = 0
+    while wal.stat().st_size < 1200 * (4096 + 24):  # frames of 1,200 pages: past SQLite's 1,000
+        n += 1
+        store.record([make_incident(n)], ["webhook"], source="kmsg", cursor=f"b:{n}")
+    got = store.checkpoint()
+    assert got is not None
+    pages, copied = got
+    assert 1200 <= pages < CHECKPOINT_PAGES  # none was copied before, all of it now
+    assert copied == pages
+    # the next commit starts the log again from its beginning
+    store.record([make_incident(n + 1)], ["webhook"], source="kmsg", cursor="b:end")
+    again = store.checkpoint()
+    assert again is not None
+    assert again[0] < 20, again
+    store.close()

@@ -158,6 +158,11 @@ class LineDecoder:
                 return [_replace_prio(line, prio) for line in inner]
         return [self._unnamed(text, lineno)]
 
+    def plain_kmsg(self, raw: bytes) -> KernelLine | None:
+        """A live follower's plain kmsg record as `decode` gives it; None: use `decode`."""
+        self._offset = None
+        return self._plain_kmsg(raw, 0)
+
     def _plain_kmsg(self, raw: bytes, lineno: int) -> KernelLine | None:
         """The one line `decode` gives for a plain kmsg record; None for any other line.
 

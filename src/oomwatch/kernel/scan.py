@@ -98,6 +98,7 @@ class LogScanner:
         held = self._held
         needle = NEEDLES[0].search
         parser = self.parser
+        plain = self.decoder.plain_kmsg
         for raw in lines:
             if not parser.needs_context:
                 if needle(raw) is None or not any(m in raw for m in RELEVANT):
@@ -107,7 +108,9 @@ class LogScanner:
                     for h in held:
                         out.extend(self.feed(h))
                 held.clear()
-            out.extend(self.feed(raw))
+            # most lines of a report: straight to the parser, without `feed`'s steps
+            line = plain(raw)
+            out.extend(self.feed(raw) if line is None else parser.feed(line))
         return out
 
     def close(self) -> list[OomKill]:

@@ -51,6 +51,7 @@ __all__ = [
 
 log = logging.getLogger("oomwatch.store")
 FRESH = 16  # incidents kept in memory after they are stored (a storm's latest)
+CHECKPOINT_PAGES = 4000  # 16 MB of log: only if `checkpoint()` has not run for long
 
 
 class Store(Outbox):
@@ -81,6 +82,8 @@ class Store(Outbox):
         self.lock = threading.RLock()
         self.file_id = _file_id(path)
         self.fresh = {}
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()
 
     def _open(self, path: Path) -> None:
         """Open (or create) the database with its schema; a corrupt file raises DatabaseError."""
@@ -96,6 +99,10 @@ class Store(Outbox):
             # loss can drop the last transactions.
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-1024")  # 1 MiB: the agent must stay small
+            # a checkpoint writes and syncs the database file, milliseconds that the
+            # commit of a kill would wait for: `checkpoint()` does it in another thread,
+            # and this connection only once the log is this long (checkpoints stalled)
+            self.db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
             self.db.executescript(SCHEMA)
             self._migrate()
             # a truncated file opens; its missing pages show only when read
@@ -120,7 +127,33 @@ class Store(Outbox):
 
     def close(self) -> None:
         """Close the database."""
+        self._close_checkpointer()
         self.db.close()
+
+    def checkpoint(self) -> tuple[int, int] | None:
+        """Copy the write-ahead log into the database file, never blocking a writer.
+
+        Its own connection, so it can run in a worker thread (the sampler's) while the
+        event loop commits. (pages in the log, pages copied); None when it failed (a
+        checkpoint already running, a full disk): the next call tries again.
+        """
+        with self._checkpoint_lock:
+            try:
+                if self._checkpointer is None:
+                    self._checkpointer = sqlite3.connect(
+                        self.path, isolation_level=None, check_same_thread=False
+                    )
+                row = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as e:
+                log.debug("checkpoint of %s failed: %s", self.path, e)
+                return None
+        return int(row[1]), int(row[2])
+
+    def _close_checkpointer(self) -> None:
+        with self._checkpoint_lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
 
     def keep_file(self) -> None:
         """Write the database again at its path when the file was deleted or replaced.
@@ -142,6 +175,7 @@ class Store(Outbox):
             finally:
                 copy.close()
             aside = _move_aside(self.path, "replaced") if now is not None else None
+            self._close_checkpointer()
             self.db.close()
             for suffix in ("-wal", "-shm"):  # the deleted file's, or the stranger's
                 self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
