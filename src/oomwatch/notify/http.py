@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import errno
 import functools
+import os
 import re
 import ssl
 import time
@@ -79,12 +80,28 @@ def client(timeout_s: float = TIMEOUT_S, url: str | None = None) -> httpx.AsyncC
 
     Every client shares one verifying TLS context; a receiver at an `http://` `url`
     gets one with no CA bundle (it never negotiates TLS: redirects are not followed).
+    Its connections are asyncio's (`transport.py`), unless a proxy is set in the
+    environment.
     """
-    warm()
     # kills are rare: httpx's 5 s keep-alive would make nearly every delivery connect
     # again; 55 s stays under the idle timeouts of common servers and balancers (60 s)
     limits = httpx.Limits(max_connections=10, max_keepalive_connections=2, keepalive_expiry=55)
-    return httpx.AsyncClient(timeout=timeout_s, limits=limits, verify=tls_for(url))
+    tls = tls_for(url)
+    warm()
+    if proxied():
+        # httpx's own transport reads HTTP(S)_PROXY and NO_PROXY, as the chart documents
+        return httpx.AsyncClient(timeout=timeout_s, limits=limits, verify=tls)
+    from oomwatch.notify.transport import AsyncioTransport
+
+    return httpx.AsyncClient(timeout=timeout_s, transport=AsyncioTransport(tls, limits))
+
+
+def proxied() -> bool:
+    """Whether the environment names a proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, any case)."""
+    return any(
+        value and name.lower() in ("http_proxy", "https_proxy", "all_proxy")
+        for name, value in os.environ.items()
+    )
 
 
 def tls_for(url: str | None) -> ssl.SSLContext:
@@ -105,7 +122,7 @@ def _no_tls() -> ssl.SSLContext:
 
 
 def warm() -> None:
-    """Load now what httpx loads on its first request, ~40 ms the first kill would wait."""
+    """Load now what httpcore loads on its first request (anyio: ~40 ms, a kill's wait)."""
     import anyio._backends._asyncio
     import anyio.lowlevel
     import anyio.streams.memory
