@@ -250,7 +250,7 @@ def test_an_idle_connection_closed_by_the_peer_reads_as_readable_before_the_loop
 
 
 def test_the_first_post_imports_nothing() -> None:
-    """What httpcore loads on a first request is loaded with the client: a kill never waits on it."""
+    """What httpcore loads on a first request comes with the client: no kill waits on it."""
     import subprocess
     import sys
     import textwrap

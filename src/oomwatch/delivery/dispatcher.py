@@ -63,8 +63,11 @@ class Lane:
             if timeout is not None and timeout <= 0:
                 await asyncio.sleep(0.05)  # due again at once: do not spin
                 continue
+            # a timeout scope, not wait_for: no task of its own, so a wake-up reaches the
+            # lane in one turn of the loop, not two
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.wake.wait()
 
     async def deliver_due(self) -> None:
         """One pass over what is due now: follow-ups first, then new deliveries."""
