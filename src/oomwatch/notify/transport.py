@@ -195,24 +195,6 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         _set_options(transport, socket_options)
         return AsyncioStream(transport, protocol)
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """A connection to a Unix socket."""
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_unix_connection(_Protocol, path)
-        except TimeoutError as e:
-            raise httpcore.ConnectTimeout(f"no connection in {timeout} s") from e
-        except OSError as e:
-            raise httpcore.ConnectError(str(e) or type(e).__name__) from e
-        _set_options(transport, socket_options)
-        return AsyncioStream(transport, protocol)
-
     async def sleep(self, seconds: float) -> None:
         """Sleep on the event loop."""
         await asyncio.sleep(seconds)
