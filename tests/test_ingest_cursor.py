@@ -62,3 +62,35 @@ def test_a_flood_without_kills_costs_one_cursor_write_a_second(
     ingest.batch(Batch(report, "boot:2000", 0), "file", LogScanner())
     assert writes[-1] == "boot:2000"  # a kill is stored with its cursor at once
     assert store.pending() >= 1
+
+
+def test_the_warm_up_runs_a_kill_through_and_keeps_nothing(tmp_path: Path) -> None:
+    """At start a sample kill is parsed from kmsg records, built, routed, and rolled back.
+
+    The statements the first real kill runs are then prepared; the database, the
+    counters and the in-memory handoff hold nothing of the rehearsal.
+    """
+    from oomwatch.notify.sample import kmsg_records
+
+    store = Store(tmp_path / "state.db")
+    ingest = _ingest(store)
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    ingest.warm(kmsg_records())
+    store.db.set_trace_callback(None)
+    ran = " ".join(statements)
+    assert "INSERT OR IGNORE INTO incidents" in ran
+    assert "INSERT OR IGNORE INTO outbox" in ran
+    assert "INSERT INTO cursors" in ran
+    assert statements[-1] == "ROLLBACK"
+    counts = store.db.execute(
+        "SELECT (SELECT COUNT(*) FROM incidents), (SELECT COUNT(*) FROM outbox), "
+        "(SELECT COUNT(*) FROM cursors)"
+    ).fetchone()
+    assert counts == (0, 0, 0)
+    assert store.fresh == {}
+    assert [m.samples for m in ingest.metrics.kills.collect()] == [[]]  # no kill counted
+    # and a real kill afterwards is stored as ever
+    (kill,) = LogScanner().feed_live(kmsg_records())
+    ingest.record([ingest.builder.kill(kill)])
+    assert store.db.execute("SELECT COUNT(*) FROM outbox").fetchone() == (1,)

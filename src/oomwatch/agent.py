@@ -442,6 +442,9 @@ def run_agent(settings: Settings) -> int:
         agent = Agent(settings)
     except StoreError as e:  # read-only, full, not ours: the user's to fix, as a setting
         raise UsageError(f"{e} (OOMWATCH_STATE_DIR)") from None
+    from oomwatch.notify.sample import kmsg_records
+
+    agent.ingest.warm(kmsg_records())
     quick_to_answer()
 
     async def main() -> None:

