@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from oomwatch.errors import FailureReason, NotifyError
+from oomwatch.notify.transport import AsyncioTransport
 
 ERROR_BODY_CHARS = 200  # what of a receiver's error body goes into logs and the store
 TIMEOUT_S = 10.0
@@ -91,8 +92,6 @@ def client(timeout_s: float = TIMEOUT_S, url: str | None = None) -> httpx.AsyncC
     if proxied():
         # httpx's own transport reads HTTP(S)_PROXY and NO_PROXY, as the chart documents
         return httpx.AsyncClient(timeout=timeout_s, limits=limits, verify=tls)
-    from oomwatch.notify.transport import AsyncioTransport
-
     return httpx.AsyncClient(timeout=timeout_s, transport=AsyncioTransport(tls, limits))
 
 
