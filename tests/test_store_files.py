@@ -103,10 +103,14 @@ def test_commits_leave_checkpoints_to_the_checkpointer(tmp_path: Path) -> None:
 
     store = Store(tmp_path / "oomwatch.db")
     wal = tmp_path / "oomwatch.db-wal"
-    n = 0
-    while wal.stat().st_size < 1200 * (4096 + 24):  # frames of 1,200 pages: past SQLite's 1,000
-        n += 1
+    # frames of 1,200 pages: past SQLite's 1,000; had it checkpointed, the log would
+    # start again from its beginning and stop growing, and the loop end without it
+    for n in range(1, 20_000):
         store.record([make_incident(n)], ["webhook"], source="kmsg", cursor=f"b:{n}")
+        if wal.stat().st_size >= 1200 * (4096 + 24):
+            break
+    else:
+        pytest.fail("the write-ahead log never reached 1,200 pages")
     got = store.checkpoint()
     assert got is not None
     pages, copied = got

@@ -3,7 +3,8 @@
 httpx reaches the network through httpcore's anyio backend: a cancel scope, a
 checkpoint (a turn of the event loop) and an exception map around every read and
 write. A kill's POST is one header write, one body write and a few reads, and
-that layer was a fifth of its time (`bench/agent.py`). This backend is asyncio's
+that layer was a fifth of its time (0.80 ms from call to arrival on loopback
+without it, 1.00 ms with it). This backend is asyncio's
 own transports and one protocol; httpx still builds the request, httpcore still
 speaks HTTP/1.1 and pools the connections, and their errors are the usual ones.
 """
@@ -210,8 +211,8 @@ def _readable(sock: socket.socket | None) -> bool:
 
 def _set_options(transport: asyncio.Transport, options: Iterable[Any] | None) -> None:
     sock: socket.socket | None = transport.get_extra_info("socket")
-    for option in options or ():
-        if sock is not None:
+    if sock is not None:
+        for option in options or ():
             sock.setsockopt(*option)
 
 

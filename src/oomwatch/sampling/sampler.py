@@ -104,15 +104,10 @@ class PidCache:
     def put(self, pid: int, entry: _Entry) -> None:
         """Store or refresh a pid's entry as the most recently seen."""
         with self.lock:
-            size = _cmdline_size(entry.info.cmdline)
-            if self.cmdline_bytes + size > self.max_cmdline_bytes:
-                lean = cut_cmdline(entry.info.cmdline, CMDLINE_LEAN)
-                entry.info = dataclasses.replace(entry.info, cmdline=lean)
-                size = _cmdline_size(lean)
+            entry.info = self._admit(entry.info)
             old = self.entries.get(pid)
             if old is not None:
                 self.cmdline_bytes -= _cmdline_size(old.info.cmdline)
-            self.cmdline_bytes += size
             self.entries[pid] = entry
             self.entries.move_to_end(pid)
 
@@ -120,12 +115,16 @@ class PidCache:
         """Give a known process the details read after it ran another program."""
         with self.lock:
             self.cmdline_bytes -= _cmdline_size(entry.info.cmdline)
+            entry.info = self._admit(info)
+
+    def _admit(self, info: ProcInfo) -> ProcInfo:
+        """`info` counted in the command-line budget (under the lock); past it, a lean head."""
+        size = _cmdline_size(info.cmdline)
+        if self.cmdline_bytes + size > self.max_cmdline_bytes:
+            info = dataclasses.replace(info, cmdline=cut_cmdline(info.cmdline, CMDLINE_LEAN))
             size = _cmdline_size(info.cmdline)
-            if self.cmdline_bytes + size > self.max_cmdline_bytes:
-                info = dataclasses.replace(info, cmdline=cut_cmdline(info.cmdline, CMDLINE_LEAN))
-                size = _cmdline_size(info.cmdline)
-            self.cmdline_bytes += size
-            entry.info = info
+        self.cmdline_bytes += size
+        return info
 
     def evict(self, now: float) -> None:
         """Drop processes dead for longer than `keep_dead_s`, then the oldest past the bound."""
