@@ -26,8 +26,6 @@ from oomwatch.model import KernelLine, LineFormat
 _KMSG = re.compile(r"(\d{1,4}),(\d{1,20}),(\d{1,20}),([^;,]*)[^;]*;(.*)", re.S)
 # the same record's head, on the raw bytes a kmsg follower reads
 _KMSG_HEAD = re.compile(rb"(\d{1,4}),(\d{1,20}),(\d{1,20}),([^;,]*)[^;]*;")
-# what a plain record's text never holds: a byte outside printable ASCII, a kmsg escape
-_UNPLAIN = re.compile(rb"[^\x20-\x7e]|\\x")
 _KMSG_DICT = re.compile(r" [A-Z_]+=")
 _KMSG_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 # A stamp this far after the reference is still this year (clocks and zones differ).
@@ -87,7 +85,7 @@ class LineDecoder:
 
     def __init__(self, *, reference: datetime | None = None) -> None:
         self._reference = reference
-        self._last = Meta()
+        self._last: Meta | KernelLine = Meta()  # what a stampless line inherits
         self._pending_cont: KernelLine | None = None
         self._offset: int | None = None
         self._learner = PrefixLearner()
@@ -176,26 +174,28 @@ class LineDecoder:
             return None
         prio, seq, stamp, flags = head.groups()
         body = raw[head.end() :].strip()
+        if flags != b"-" or not body.isascii():
+            return None  # a continuation, or text the general path would unescape
+        text = body.decode("ascii")
         level = int(prio)
-        if level > 7 or flags != b"-" or not body or _UNPLAIN.search(body) is not None:
-            # another facility's (a write to /dev/kmsg), a continuation, nothing, or text
-            # the general path would unescape or split
+        if level > 7 or not text or not text.isprintable() or "\\x" in text:
+            # another facility's (a write to /dev/kmsg), nothing, or text the general
+            # path would unescape or split
             return None
-        uptime = int(stamp) / 1_000_000
-        meta = self._last = Meta("kmsg", uptime, None, None, "kernel", level, int(seq))
-        return KernelLine(
-            body.decode(),
+        line = self._last = KernelLine(
+            text,
             "kmsg",
             lineno,
-            uptime,
+            int(stamp) / 1_000_000,
             None,
             None,
             "kernel",
             level,
-            meta.seq,
+            int(seq),
             None,
             self._offset,
         )
+        return line
 
     def prime(self, raw: bytes) -> None:
         """Read a skipped line only for what the next stampless line inherits from it."""
