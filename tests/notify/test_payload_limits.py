@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from oomwatch.enrich.host import this_node
+from oomwatch.incidents.bounds import bounded
 from oomwatch.incidents.builder import IncidentBuilder
 from oomwatch.kernel.scan import LogScanner
 from oomwatch.metrics import Metrics
@@ -88,6 +89,22 @@ def test_the_incident_keeps_bounded_kernel_text(incident: Incident) -> None:
     assert min(t.rss_pages or 0 for t in k.kill.tasks if t.pid != 1042) >= 4900
     assert len(incident.title) < 5000
     assert size(incident.to_json()) < 128 * 1024
+
+
+def test_a_kill_within_the_bounds_is_kept_as_it_is() -> None:
+    """The usual kill is not copied; one long name alone is cut, and the rest stays the same."""
+    report = (
+        hostile_report().replace("n" * MB, "worker").replace("g" * MB, "kubepods/pod1").split("\n")
+    )
+    (kill,) = LogScanner().scan_lines(report[:5] + report[-3:])
+    assert len(kill.tasks) == 1
+    assert kill.victim.comm == "worker"
+    assert bounded(kill) is kill
+    cut = bounded(replace(kill, victim=replace(kill.victim, comm="y" * 100)))
+    assert len(cut.victim.comm or "") == 64
+    assert (cut.victim.comm or "").endswith(TRUNCATED)
+    assert cut.tasks == kill.tasks
+    assert cut.task_memcg == "/kubepods/pod1"
 
 
 def test_http_receivers_get_bodies_within_their_limits(
