@@ -5,6 +5,7 @@ Root only (memory cgroups, /dev/kmsg); skipped elsewhere with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -114,7 +115,20 @@ def test_kill_reaches_the_webhook_with_enrichment(
     agent.settled()
     assert len(hook.wait_for(kill_of(pid), timeout_s=0)) == 1
     assert 'oomwatch_kills_total{constraint="CONSTRAINT_MEMCG",killer="kernel"}' in agent.metrics()
+    # stored as text on the kill's path, compressed by the sampler's thread after it
+    assert stored_body_type(agent, pid, until="blob") == "blob"
     assert agent.stop() == 0
+
+
+def stored_body_type(agent: AgentProcess, pid: int, until: str, timeout_s: float = 20.0) -> str:
+    """SQLite's type of the body stored for the kill of `pid`, once it is `until` (or late)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.closing(sqlite3.connect(agent.state_dir / "oomwatch.db", timeout=5)) as c:
+            row = c.execute("SELECT typeof(body) FROM incidents WHERE pid = ?", (pid,)).fetchone()
+        if (row and row[0] == until) or time.monotonic() > deadline:
+            return str(row[0]) if row else "missing"
+        time.sleep(0.05)
 
 
 def test_container_identity_from_a_real_kill(

@@ -327,7 +327,8 @@ class Agent:
             await asyncio.sleep(max(interval - (time.monotonic() - started), 0.0))
 
     def _sample_and_checkpoint(self) -> Snapshot:
-        """In a worker thread: the database's log copied into it, and a memory sample."""
+        """In a worker thread: new bodies compressed, the log copied in, a memory sample."""
+        self.store.compress_bodies()
         self.store.checkpoint()
         return self.sampler.sample()
 

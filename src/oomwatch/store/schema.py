@@ -197,18 +197,25 @@ def read_incidents(
 
 
 class Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on an exception), under the store's lock."""
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on an exception), under `lock` when given."""
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock | None) -> None:
         self.db = db
         self.lock = lock
 
     def __enter__(self) -> None:
-        self.lock.acquire()
-        self.db.execute("BEGIN IMMEDIATE")
+        if self.lock is not None:
+            self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         try:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
