@@ -131,3 +131,67 @@ def test_plain_kmsg_records_decode_as_the_general_path_decodes_them(
     assert fast.flush() == general.flush()
     # what a stampless line after them inherits (the shortcut keeps the line itself)
     assert _meta(fast._last) == _meta(general._last)
+
+
+def _as_kmsg(path_bytes: bytes) -> list[bytes]:
+    """A saved log's lines as /dev/kmsg would give them: one record each, stamps kept."""
+    decoder = LineDecoder()
+    out: list[bytes] = []
+    for n, raw in enumerate(path_bytes.splitlines()):
+        for line in decoder.decode(raw, n):
+            stamp = round((line.uptime_s if line.uptime_s is not None else n) * 1e6)
+            prio = 6 if line.prio is None else line.prio & 7
+            text = line.text.encode("utf-8", "backslashreplace")
+            out.append(b"%d,%d,%d,-;" % (prio, len(out), stamp) + text)
+    return out
+
+
+def test_passing_report_records_over_changes_no_record_and_no_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every corpus file as kmsg records, live: the same kills and counts without the shortcut."""
+    from oomwatch.kernel.parser import OomParser
+
+    # a report left open, then records a minute later, when it is stale: the first of
+    # them closes it, and the rest are held as outside any report (not counted)
+    late = [
+        b"4,1,100000000,-;app invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0,"
+        b" oom_score_adj=0",
+        b"6,2,100000001,-;oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,"
+        b"mems_allowed=0,global_oom,task_memcg=/,task=late,pid=77,uid=0",
+        b"4,3,100000100,-; dump_stack_lvl+0x59/0x90",
+        *(b"6,%d,160000000,-;total_cache %d" % (4 + i, i) for i in range(5)),
+    ]
+    inputs = [("stale", late)] + [
+        (p.name, _as_kmsg(p.read_bytes())) for p in sorted(CORPUS.glob("*.log"))
+    ]
+
+    def results() -> list[Result]:
+        out: list[Result] = []
+        for name, records in inputs:
+            scanner = LogScanner()
+            kills = [
+                k
+                for i in range(0, len(records), 16)
+                for k in scanner.feed_live(records[i : i + 16])
+            ]
+            kills += scanner.close()
+            s = scanner.stats
+            counts = (s.lines, s.kills, s.malformed, s.unread, s.reports_without_kill)
+            out.append((name, [k.to_dict() for k in kills], counts))
+        return out
+
+    passed = []
+    pass_over = OomParser.pass_over
+
+    def counting(self: OomParser, text: str, uptime_s: float) -> bool:
+        took = pass_over(self, text, uptime_s)
+        passed.append(took)
+        return took
+
+    monkeypatch.setattr(OomParser, "pass_over", counting)
+    fast = results()
+    assert sum(passed) > len(passed) / 2  # most records inside a report are passed over
+    monkeypatch.setattr(OomParser, "pass_over", lambda *_: False)
+    assert results() == fast
+    assert sum(len(kills) for _, kills, _ in fast) >= 20

@@ -75,6 +75,33 @@ _HOST_TAG = re.compile(_HOST_TAG_PATTERN.format(""), re.S)
 _HOST_ANY_TAG = re.compile(_HOST_TAG_PATTERN.format("?"), re.S)
 
 
+PlainRecord = tuple[str, int, int, float]  # text, level, sequence number, uptime (s)
+
+
+def plain_kmsg_parts(raw: bytes) -> PlainRecord | None:
+    """The text, level, sequence number and uptime of a plain kmsg record; None for another.
+
+    Plain: the kernel's own record (facility 0), whole (no continuation flag), one
+    line of printable ASCII without escapes. Most records of a report are plain, and
+    they are what a live follower reads: the steps the general path takes for other
+    formats (cleaning, unescaping, splitting) cannot change them.
+    """
+    head = _KMSG_HEAD.match(raw)
+    if head is None:
+        return None
+    prio, seq, stamp, flags = head.groups()
+    body = raw[head.end() :].strip()
+    if flags != b"-" or not body.isascii():
+        return None  # a continuation, or text the general path would unescape
+    text = body.decode("ascii")
+    level = int(prio)
+    if level > 7 or not text or not text.isprintable() or "\\x" in text:
+        # another facility's (a write to /dev/kmsg), nothing, or text the general
+        # path would unescape or split
+        return None
+    return text, level, int(seq), int(stamp) / 1_000_000
+
+
 class LineDecoder:
     """Turns raw log lines into `KernelLine`s, remembering what a bare line inherits.
 
@@ -161,39 +188,27 @@ class LineDecoder:
         self._offset = None
         return self._plain_kmsg(raw, 0)
 
-    def _plain_kmsg(self, raw: bytes, lineno: int) -> KernelLine | None:
-        """The one line `decode` gives for a plain kmsg record; None for any other line.
+    def plain_line(self, parts: PlainRecord) -> KernelLine:
+        """The line of a live record `plain_kmsg_parts` read, as `plain_kmsg` gives it."""
+        self._offset = None
+        return self._plain_line(parts, 0)
 
-        Plain: the kernel's own record (facility 0), whole (no continuation flag, none
-        pending), one line of printable ASCII without escapes. Most records of a report
-        are plain, and they are what a live follower reads: the steps the general path
-        takes for other formats (cleaning, unescaping, splitting) cannot change them.
-        """
-        head = _KMSG_HEAD.match(raw)
-        if head is None or self._pending_cont is not None:
+    @property
+    def continuing(self) -> bool:
+        """Whether a record waits for its continuation (then no record is plain)."""
+        return self._pending_cont is not None
+
+    def _plain_kmsg(self, raw: bytes, lineno: int) -> KernelLine | None:
+        """The one line `decode` gives for a plain kmsg record; None for any other line."""
+        if self._pending_cont is not None:
             return None
-        prio, seq, stamp, flags = head.groups()
-        body = raw[head.end() :].strip()
-        if flags != b"-" or not body.isascii():
-            return None  # a continuation, or text the general path would unescape
-        text = body.decode("ascii")
-        level = int(prio)
-        if level > 7 or not text or not text.isprintable() or "\\x" in text:
-            # another facility's (a write to /dev/kmsg), nothing, or text the general
-            # path would unescape or split
-            return None
+        parts = plain_kmsg_parts(raw)
+        return None if parts is None else self._plain_line(parts, lineno)
+
+    def _plain_line(self, parts: PlainRecord, lineno: int) -> KernelLine:
+        text, level, seq, uptime = parts
         line = self._last = KernelLine(
-            text,
-            "kmsg",
-            lineno,
-            int(stamp) / 1_000_000,
-            None,
-            None,
-            "kernel",
-            level,
-            int(seq),
-            None,
-            self._offset,
+            text, "kmsg", lineno, uptime, None, None, "kernel", level, seq, None, self._offset
         )
         return line
 

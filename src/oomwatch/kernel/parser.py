@@ -60,6 +60,27 @@ class OomParser(ReportContext):
             or (r is not None and r.open)
         )
 
+    def pass_over(self, text: str, uptime_s: float) -> bool:
+        """Count a kernel record of the open report that `feed` would pass over; False: feed it.
+
+        What `feed` does with a whole kmsg record no handler takes (most of a report:
+        its call trace, registers and statistics), without making a line of it.
+        """
+        r = self._report
+        if (
+            r is None
+            or r.pending_summary is not None
+            or self._pending_kill is not None
+            or self._pending_oomd is not None
+            or self._wrapped is not None
+            or r.stale_at(uptime_s, None)
+            or not quiet(text)
+        ):
+            return False
+        self.stats.lines += 1
+        r.gap += 1
+        return True
+
     def feed(self, line: KernelLine) -> Out:
         """Take one line; return the kills it completes."""
         self.stats.lines += 1

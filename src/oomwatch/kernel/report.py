@@ -122,11 +122,15 @@ class Report:
 
     def stale(self, line: KernelLine) -> bool:
         """Whether `line` is too far (in time or lines) from this report to belong to it."""
+        return self.stale_at(line.uptime_s, line.wall)
+
+    def stale_at(self, uptime_s: float | None, wall: datetime | None) -> bool:
+        """`stale` for a line stamped so."""
         apart: float | None = None
-        if line.uptime_s is not None and self.last_uptime is not None:
-            apart = abs(line.uptime_s - self.last_uptime)
-        elif line.wall is not None and self.last_wall_s is not None:
-            apart = abs(_wall_s(line.wall) - self.last_wall_s)
+        if uptime_s is not None and self.last_uptime is not None:
+            apart = abs(uptime_s - self.last_uptime)
+        elif wall is not None and self.last_wall_s is not None:
+            apart = abs(_wall_s(wall) - self.last_wall_s)
         if apart is not None and apart > REPORT_WINDOW_S:
             return True
         return self.gap > (FRAGMENT_GAP_LINES if self.fragment else MAX_GAP_LINES)

@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from typing import BinaryIO
 
-from oomwatch.kernel.lines import LineDecoder
+from oomwatch.kernel.lines import LineDecoder, PlainRecord, plain_kmsg_parts
 from oomwatch.kernel.parser import FRAGMENT_GAP_LINES, OomParser, ParseStats
 from oomwatch.model import OomKill
 
@@ -98,7 +98,9 @@ class LogScanner:
         held = self._held
         needle = NEEDLES[0].search
         parser = self.parser
-        plain = self.decoder.plain_kmsg
+        decoder = self.decoder
+        plain = decoder.plain_kmsg
+        passed: PlainRecord | None = None  # the last record passed over
         for raw in lines:
             if not parser.needs_context:
                 if needle(raw) is None or not any(m in raw for m in RELEVANT):
@@ -108,9 +110,22 @@ class LogScanner:
                     for h in held:
                         out.extend(self.feed(h))
                 held.clear()
+            elif not decoder.continuing and (parts := plain_kmsg_parts(raw)) is not None:
+                # inside a report: most records are counted and passed over, no line made
+                if parser.pass_over(parts[0], parts[3]):
+                    passed = parts
+                    continue
+                passed = None
+                out.extend(parser.feed(decoder.plain_line(parts)))
+                continue
+            if passed is not None:  # what a stampless line after it inherits
+                decoder.plain_line(passed)
+                passed = None
             # most lines of a report: straight to the parser, without `feed`'s steps
             line = plain(raw)
             out.extend(self.feed(raw) if line is None else parser.feed(line))
+        if passed is not None:
+            decoder.plain_line(passed)
         return out
 
     def close(self) -> list[OomKill]:
