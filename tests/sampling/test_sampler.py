@@ -260,3 +260,26 @@ def test_a_real_exec_is_seen() -> None:
             proc.stdin.close()
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("vmstat", "count"),
+    [
+        ("nr_free_pages 5\noom_kill_other 9\noom_kill 7\npgfault 1\n", 7),
+        ("oom_kill 12", 12),  # first and last, no newline
+        ("nr_free_pages 5\n", None),  # before 4.13
+        ("oom_kill x\n", None),
+    ],
+)
+def test_the_kernels_oom_kill_count(tmp_path: Path, vmstat: str, count: int | None) -> None:
+    """/proc/vmstat's oom_kill, wherever it stands; None when the kernel counts none."""
+    (tmp_path / "vmstat").write_text(vmstat)
+    assert Sampler(proc_root=tmp_path).vmstat_oom_kill() == count
+
+
+def test_the_kernels_oom_kill_count_on_this_machine() -> None:
+    """The real file gives the number its oom_kill line shows."""
+    line = next(
+        ln for ln in Path("/proc/vmstat").read_text().splitlines() if ln.startswith("oom_kill ")
+    )
+    assert Sampler().vmstat_oom_kill() == int(line.split()[1])

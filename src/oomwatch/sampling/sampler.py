@@ -177,14 +177,24 @@ class Sampler:
 
     def vmstat_oom_kill(self) -> int | None:
         """The kernel's count of OOM kills since boot (/proc/vmstat oom_kill, 4.13+)."""
+        # read at every kill to confirm it: whole, with raw reads, not a line at a time
+        # (28 us, not 57)
         try:
-            with (self.proc / "vmstat").open("rb") as f:
-                for line in f:
-                    if line.startswith(b"oom_kill "):
-                        return int(line.split()[1])
+            fd = os.open(self.proc / "vmstat", os.O_RDONLY)
+            try:
+                chunks = []
+                while chunk := os.read(fd, 16384):
+                    chunks.append(chunk)
+            finally:
+                os.close(fd)
+            data = b"\n" + b"".join(chunks)
+            at = data.find(b"\noom_kill ")
+            if at < 0:
+                return None
+            end = data.find(b"\n", at + 10)
+            return int(data[at + 10 : end if end >= 0 else None])
         except (OSError, ValueError):
             return None
-        return None
 
     # -- processes ---------------------------------------------------------------------
 
