@@ -23,6 +23,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int, *, udp: bool = False) -> list[int]:
+    """`n` different free ports on 127.0.0.1 (TCP, and UDP too with `udp`).
+
+    Held open together while chosen: `free_port()` twice in a row may give the same
+    port, and two servers of one test then collide.
+    """
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < n:
+            tcp = socket.socket()
+            held.append(tcp)
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            if udp:
+                dgram = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(dgram)
+                try:
+                    dgram.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # taken for UDP: hold this one too, and pick another
+            ports.append(port)
+    finally:
+        for s in held:
+            s.close()
+    return ports
+
+
 class AgentProcess:
     """Starts, kills and restarts `oomwatch run` with a given environment."""
 

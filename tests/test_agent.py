@@ -679,11 +679,12 @@ def test_drill_pages_no_one_and_reports_each_receiver(
     import subprocess
     import sys
 
-    from tests.agentproc import free_port
+    from tests.agentproc import free_ports
 
     pd = Recorder(responses=[]).start()
-    down = free_port()
     config = tmp_path / "receivers.yaml"
+    agent = agents(OOMWATCH_CONFIG=str(config))
+    down = next(p for p in free_ports(2) if p != agent.port)  # not the agent's own port
     config.write_text(
         "receivers:\n"
         f"  - name: up\n    webhook: {{url: '{hook.url}/hook'}}\n"
@@ -692,7 +693,7 @@ def test_drill_pages_no_one_and_reports_each_receiver(
         f"url: '{pd.url}/v2/enqueue'}}\n"
     )
     try:
-        agent = agents(OOMWATCH_CONFIG=str(config)).start()
+        agent.start()
         done = subprocess.run(
             [sys.executable, "-m", "oomwatch", "drill", "--agent", agent.url, "--timeout", "5"],
             capture_output=True,

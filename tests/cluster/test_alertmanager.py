@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.agentproc import AgentProcess, free_port
+from tests.agentproc import AgentProcess, free_ports
 from tests.k8s_api import KubeAPI, pod
 from tests.servers import Received, Recorder
 
@@ -75,8 +75,9 @@ class Alertmanagers:
         assert AM is not None
         cfg = tmp / "alertmanager.yml"
         cfg.write_text(config)
-        self.web = [free_port(), free_port()]
-        cluster = [free_port(), free_port()]
+        # four different ports (gossip is TCP and UDP on its port)
+        ports = free_ports(4, udp=True)
+        self.web, cluster = ports[:2], ports[2:]
         self.procs: list[subprocess.Popen[bytes]] = []
         for n in range(2):
             with (tmp / f"am{n}.log").open("wb") as log:
