@@ -183,13 +183,8 @@ class LineDecoder:
                 return [_replace_prio(line, prio) for line in inner]
         return [self._unnamed(text, lineno)]
 
-    def plain_kmsg(self, raw: bytes) -> KernelLine | None:
-        """A live follower's plain kmsg record as `decode` gives it; None: use `decode`."""
-        self._offset = None
-        return self._plain_kmsg(raw, 0)
-
     def plain_line(self, parts: PlainRecord) -> KernelLine:
-        """The line of a live record `plain_kmsg_parts` read, as `plain_kmsg` gives it."""
+        """The line of a live record `plain_kmsg_parts` read, as `decode` gives it."""
         self._offset = None
         return self._plain_line(parts, 0)
 

@@ -99,10 +99,10 @@ class LogScanner:
         needle = NEEDLES[0].search
         parser = self.parser
         decoder = self.decoder
-        plain = decoder.plain_kmsg
         passed: PlainRecord | None = None  # the last record passed over
         for raw in lines:
-            if not parser.needs_context:
+            inside = parser.needs_context
+            if not inside:
                 if needle(raw) is None or not any(m in raw for m in RELEVANT):
                     held.append(raw)
                     continue
@@ -110,20 +110,17 @@ class LogScanner:
                     for h in held:
                         out.extend(self.feed(h))
                 held.clear()
-            elif not decoder.continuing and (parts := plain_kmsg_parts(raw)) is not None:
-                # inside a report: most records are counted and passed over, no line made
-                if parser.pass_over(parts[0], parts[3]):
-                    passed = parts
-                    continue
+            parts = None if decoder.continuing else plain_kmsg_parts(raw)
+            if parts is None:  # another format, or text to clean: `feed`'s general steps
+                if passed is not None:  # what a stampless line after it inherits
+                    decoder.plain_line(passed)
+                    passed = None
+                out.extend(self.feed(raw))
+            elif inside and parser.pass_over(parts[0], parts[3]):
+                passed = parts  # most records of a report: counted, no line made
+            else:  # straight to the parser, without `feed`'s steps
                 passed = None
                 out.extend(parser.feed(decoder.plain_line(parts)))
-                continue
-            if passed is not None:  # what a stampless line after it inherits
-                decoder.plain_line(passed)
-                passed = None
-            # most lines of a report: straight to the parser, without `feed`'s steps
-            line = plain(raw)
-            out.extend(self.feed(raw) if line is None else parser.feed(line))
         if passed is not None:
             decoder.plain_line(passed)
         return out
