@@ -17,7 +17,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from oomwatch.render.fit import ENVELOPE, PAYLOAD_BYTES, dumps, fit
+from oomwatch.model.plain import compact
+from oomwatch.render.fit import ENVELOPE, PAYLOAD_BYTES, fit
 from oomwatch.store import read_deliveries, read_incidents
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -133,7 +134,7 @@ def make_app(
                 return _reply(start, "400 Bad Request", API_USAGE)
             if not 1 <= limit <= API_PAGE_MAX:
                 return _reply(start, "400 Bad Request", API_USAGE)
-            body = dumps(_incidents(db_path, since, before, limit)).encode()
+            body = compact(_incidents(db_path, since, before, limit)).encode()
             return _reply(start, "200 OK", body, "application/json")
         if path == "/api/v1/deliveries":
             query = parse_qs(environ.get("QUERY_STRING", ""))

@@ -73,7 +73,7 @@ def test_the_json_text_is_the_payload_s_json_and_replace_makes_it_again() -> Non
     from dataclasses import replace
 
     from oomwatch.delivery.grouping import followup
-    from oomwatch.render.fit import dumps
+    from oomwatch.model.plain import compact
 
     base = kills()["kill_snap"]
     shapes = [
@@ -82,10 +82,10 @@ def test_the_json_text_is_the_payload_s_json_and_replace_makes_it_again() -> Non
         followup(base, [1, 2], ["kill:a", "kill:b"], "webhook", 20.0),
     ]
     for inc in shapes:
-        assert inc.body_text() == dumps(inc.body())
-        assert inc.json_text() == dumps(inc.to_json())
+        assert inc.body_text() == compact(inc.body())
+        assert inc.json_text() == compact(inc.to_json())
         assert json.loads(inc.json_text()) == inc.to_json()
     # a replaced incident's text is made anew from its own facts, never the old one's
     changed = replace(base, detected_at=base.detected_at + 60)
     assert base.body_text() != changed.body_text()
-    assert changed.json_text() == dumps(changed.to_json())
+    assert changed.json_text() == compact(changed.to_json())

@@ -14,6 +14,7 @@ import httpx
 
 from oomwatch import __version__
 from oomwatch.model import Incident
+from oomwatch.model.plain import compact
 from oomwatch.notify.common import (
     Context,
     HttpUrl,
@@ -27,7 +28,7 @@ from oomwatch.notify.common import (
 from oomwatch.notify.facts import details, facts, pids, truncate
 from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
-from oomwatch.render.fit import dumps, fit
+from oomwatch.render.fit import fit
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
@@ -84,7 +85,7 @@ class PagerDutyNotifier:
             self.client,
             self.url,
             "pagerduty",
-            content=dumps(fit(event(incident, self.routing_key), MAX_EVENT_BYTES, keep=ROUTING)),
+            content=compact(fit(event(incident, self.routing_key), MAX_EVENT_BYTES, keep=ROUTING)),
             headers={"User-Agent": f"oomwatch/{__version__}", "Content-Type": "application/json"},
         )
 

@@ -18,7 +18,7 @@ from oomwatch.render.escape import TRUNCATED
 if TYPE_CHECKING:
     from oomwatch.model import Incident
 
-__all__ = ["PAYLOAD_BYTES", "dumps", "fit", "payload", "payload_bytes", "size"]
+__all__ = ["PAYLOAD_BYTES", "fit", "payload", "payload_bytes", "size"]
 PAYLOAD_BYTES = 256 * 1024  # the webhook's, the JSONL line's and the API's, per incident
 # the payload's envelope: what a receiver needs to tell incidents apart, never cut
 ENVELOPE = frozenset(
@@ -28,12 +28,9 @@ MAX_ROUNDS = 200  # each round cuts one part: far more than any payload needs
 _NOTE_ROOM = 512  # bytes kept free for the `truncated` list itself
 
 
-dumps = compact  # `value` as compact JSON, as the notifiers send it
-
-
 def size(value: Any) -> int:
     """Bytes of `value` as the notifiers send it."""
-    return len(dumps(value).encode())
+    return len(compact(value).encode())
 
 
 def payload(inc: Incident, limit: int = PAYLOAD_BYTES, **extra: Any) -> dict[str, Any]:
@@ -44,7 +41,7 @@ def payload(inc: Incident, limit: int = PAYLOAD_BYTES, **extra: Any) -> dict[str
 def payload_bytes(inc: Incident, limit: int = PAYLOAD_BYTES) -> bytes:
     """`payload(inc, limit)` as the JSON the notifiers send (the incident's own text if it fits)."""
     raw = inc.json_text().encode()
-    return raw if len(raw) <= limit else dumps(payload(inc, limit)).encode()
+    return raw if len(raw) <= limit else compact(payload(inc, limit)).encode()
 
 
 def fit(
