@@ -337,16 +337,8 @@ for name in ("trio", "h2"):  # as the agent keeps them out
 import asyncio, ctypes, gc, http.server, sqlite3, ssl, tempfile, threading
 import httpx, prometheus_client, psutil
 import anyio._backends._asyncio, anyio.lowlevel, anyio.streams.memory, anyio.to_thread
-from pydantic_settings import BaseSettings
-
-
-class Settings(BaseSettings):
-    interval: float = 10.0
-    url: str = "http://127.0.0.1:1/"
-
 
 ctypes.CDLL("libc.so.6").mallopt(-8, 1)  # one malloc arena, as the agent sets
-Settings()
 db = sqlite3.connect(tempfile.mkdtemp() + "/db")
 db.execute("PRAGMA journal_mode=WAL")
 db.execute("CREATE TABLE t (a)")
@@ -372,6 +364,24 @@ asyncio.run(main())
 """
 
 
+CHECK_PEAK = r"""
+import resource, subprocess, sys, time
+started = time.perf_counter()
+subprocess.run([sys.executable, "-P", "-m", "oomwatch.validation"], stdin=subprocess.DEVNULL,
+               stdout=subprocess.DEVNULL, check=True)
+print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def check_peak(env: dict[str, str]) -> tuple[float, float]:
+    """Peak RSS in MB and wall time in s of the child that checks the settings and receivers."""
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK_PEAK], capture_output=True, text=True, check=True, env=env
+    )
+    wall, kib = out.stdout.split()[-2:]
+    return int(kib) * 1024 / 1e6, float(wall)
+
+
 def dependencies_rss() -> float:
     """RSS in MB of a process that uses the agent's dependencies as it does, and nothing else."""
     out = subprocess.run(
@@ -384,8 +394,9 @@ def footprint(seconds: float) -> None:
     """(b): RSS and CPU with a webhook and 1,000 idle processes at the default 10 s interval.
 
     The floor, measured in the same run: a process that imports and uses the agent's
-    dependencies (asyncio, sqlite3, httpx, pydantic-settings, prometheus-client,
-    psutil, an HTTP server thread) as the agent does, and none of oomwatch.
+    dependencies (asyncio, sqlite3, httpx, prometheus-client, psutil, an HTTP server
+    thread) as the agent does, and none of oomwatch. pydantic-settings is not in it:
+    the agent checks its settings in a child process, whose peak is printed too.
     """
     print(f"(b) {load()}")
     floor = statistics.median(dependencies_rss() for _ in range(3))
@@ -401,6 +412,7 @@ def footprint(seconds: float) -> None:
         ).start()
         try:
             assert agent.proc is not None
+            checks = [check_peak(agent.env) for _ in range(3)]
             p = psutil.Process(agent.proc.pid)
             time.sleep(15)  # past start-up and the first samples
             c0 = p.cpu_times()
@@ -422,7 +434,10 @@ def footprint(seconds: float) -> None:
         f"{cpu:.3f}% of one core (target <= 0.5, ratio {cpu / 0.5:.2f})\n"
         f"    the dependencies alone, used as the agent uses them (the floor, median of 3): "
         f"{floor:.1f} MB; oomwatch's own: {rss / 1e6 - floor:+.1f} MB (ratio "
-        f"{rss / 1e6 / floor:.2f})"
+        f"{rss / 1e6 / floor:.2f})\n"
+        f"    the child that checks the settings and receivers at start and at each reload "
+        f"(median of 3): peak RSS {statistics.median(c[0] for c in checks):.1f} MB for "
+        f"{statistics.median(c[1] for c in checks):.2f} s, then it exits"
     )
 
 

@@ -644,6 +644,30 @@ def test_config_reloaded_on_change_and_bad_file_rejected(
         second.stop()
 
 
+def test_the_agent_never_holds_pydantic(
+    agents: Callable[..., AgentProcess], hook: Recorder, tmp_path: Path
+) -> None:
+    """Settings and receivers are checked in a child process, at start and at each reload.
+
+    pydantic and pydantic-settings (11 MB) never enter the agent: its memory maps
+    hold no pydantic_core, before and after a reload of the receivers file.
+    """
+    root = tmp_path / "config"
+    root.mkdir()
+    text = "receivers:\n  - name: {}\n    webhook: {{url: '" + hook.url + "/hook'}}\n"
+    swap_config(root, text.format("first"), "v1")
+    agent = agents(OOMWATCH_CONFIG=str(root / "config.yaml")).start()
+    assert agent.proc is not None
+    maps = Path(f"/proc/{agent.proc.pid}/maps")
+    assert "pydantic" not in maps.read_text()
+    swap_config(root, text.format("second"), "v2")
+    agent.wait_log("configuration reloaded: receivers second")
+    swap_config(root, text.format("third") + "  - bad: [\n", "v3")
+    agent.wait_log("config " + str(root / "config.yaml") + " is not valid YAML")
+    assert "pydantic" not in maps.read_text()
+    assert "third" not in agent.log.read_text()
+
+
 def test_sighup_reloads_silences(
     agents: Callable[..., AgentProcess], hook: Recorder, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
@@ -30,7 +31,7 @@ async def until(fact: Callable[[], bool], timeout_s: float = 10.0) -> None:
 def run_agent(
     tmp_path: Path,
     body: Callable[[Agent, FakeFollower], Awaitable[None]],
-    first_start: str = "all",
+    first_start: Literal["summary", "all", "new"] = "all",
     **more: object,
 ) -> Agent:
     """An agent on a fake follower and a recording notifier while `body` runs."""

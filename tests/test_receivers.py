@@ -15,8 +15,9 @@ from oomwatch.delivery.routing import labels, route
 from oomwatch.errors import UsageError
 from oomwatch.model import Incident, PodRef
 from oomwatch.notify.sample import sample_incident
-from oomwatch.receivers import RouteConfig, load_file
+from oomwatch.receivers import RouteConfig
 from oomwatch.testing import make_incident, with_pod, with_victim
+from oomwatch.validation import load_file, validate
 from tests.servers import Recorder
 
 CONFIG = """
@@ -93,23 +94,22 @@ def test_console_stays_on_beside_receivers_unless_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The console prints every incident beside the file's routes; OOMWATCH_CONSOLE=off ends it."""
-    from oomwatch.receivers import effective
-    from oomwatch.settings import Settings
+    from oomwatch.validation import effective, load_settings
 
     file = load_file(write_config(tmp_path, "http://127.0.0.1:1"))
     monkeypatch.setenv("OOMWATCH_WEBHOOK_URL", "http://127.0.0.1:1/hook")
-    eff = effective(Settings(), file)
+    eff = effective(load_settings(), file)
     assert [r.name for r in eff.receivers] == ["team-slack", "pd", "archive", "webhook", "console"]
     assert eff.route is not None
     inc = sample_incident()
     assert route(eff.route, inc) == ["console", "pd", "team-slack"]
     assert route(eff.route, with_status(inc, comm="x", kind="memory_low")) == ["console", "archive"]
     monkeypatch.setenv("OOMWATCH_CONSOLE", "off")
-    off = effective(Settings(), file)
+    off = effective(load_settings(), file)
     assert "console" not in [r.name for r in off.receivers]
     assert off.route == file.route
     monkeypatch.delenv("OOMWATCH_CONSOLE")
-    alone = effective(Settings(), None)
+    alone = effective(load_settings(), None)
     assert [r.name for r in alone.receivers] == ["webhook", "console"]
     assert alone.route is not None
     assert route(alone.route, inc) == ["webhook", "console"]
@@ -213,8 +213,8 @@ def test_test_notify_reports_each_receiver(tmp_path: Path, api: Recorder) -> Non
 
 def test_missing_secret_file(tmp_path: Path) -> None:
     """A *_file that cannot be read is named in the error."""
-    from oomwatch.receivers import load_file as load
     from oomwatch.receivers import make_notifier
+    from oomwatch.validation import load_file as load
 
     path = tmp_path / "c.yaml"
     path.write_text("receivers:\n  - name: pd\n    pagerduty: {routing_key_file: /nonexistent}\n")
@@ -238,13 +238,14 @@ def test_routes_and_silences_match_kubernetes_labels() -> None:
         "api",
         "Deployment/api",
     )
-    tree = RouteConfig.model_validate(
+    tree = validate(
+        RouteConfig,
         {
             "receivers": ["all"],
             "routes": [
                 {"matchers": ["namespace=shop", "owner=~Deployment/.*"], "receivers": ["shop"]}
             ],
-        }
+        },
     )
     assert route(tree, k8s) == ["shop"]
     assert route(tree, inc) == ["all"]

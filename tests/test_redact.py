@@ -11,8 +11,7 @@ import pytest
 
 from oomwatch import redact as r
 from oomwatch.logsetup import configure
-from oomwatch.receivers import load_file
-from oomwatch.settings import Settings
+from oomwatch.validation import load_file, load_settings
 
 pytestmark = pytest.mark.fault
 
@@ -50,7 +49,7 @@ def test_secrets_are_found_in_settings_files_and_the_config(
     monkeypatch.setenv("OOMWATCH_PAGERDUTY_ROUTING_KEY", "R0123456789abcdef")
     monkeypatch.setenv("OOMWATCH_SMTP_PASSWORD", "smtp-pass-1")
     monkeypatch.setenv("OOMWATCH_ALERTMANAGER_URL", "http://am:s3cr3t-pw@127.0.0.1:9093")
-    found = set(r.secrets_of(Settings()))
+    found = set(r.secrets_of(load_settings()))
     assert {
         "xoxb-from-a-file",
         "http://127.0.0.1:9/hook/abcdef",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from oomwatch.errors import UsageError
-from oomwatch.settings import load_settings
+from oomwatch.validation import load_settings
 
 
 def test_defaults_and_nesting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,11 +10,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from oomwatch import redact
+from oomwatch import configchild, redact
 from oomwatch.delivery import silences
 from oomwatch.delivery.dispatcher import Dispatcher
 from oomwatch.delivery.stages import Policy
@@ -30,7 +31,7 @@ from oomwatch.model import Snapshot
 from oomwatch.notify import Notifier
 from oomwatch.notify.common import Context
 from oomwatch.notify.registry import KINDS
-from oomwatch.receivers import RouteConfig, effective, load_file, make_notifier
+from oomwatch.receivers import FileConfig, RouteConfig, make_notifier
 from oomwatch.sampling.conditions import Conditions
 from oomwatch.sampling.reconcile import Reconciler
 from oomwatch.sampling.sampler import Sampler
@@ -52,13 +53,10 @@ TRIM_QUIET_S = 0.5  # how long the log must have been quiet before memory is tri
 
 
 def build_notifiers(
-    settings: Settings, store: Store | None = None
+    settings: Settings, eff: FileConfig, store: Store | None = None
 ) -> tuple[dict[str, Notifier], RouteConfig, dict[str, Policy]]:
-    """Notifiers of the file's and the environment's receivers, the routes, and the policies."""
-    file = load_file(settings.config) if settings.config else None
-    if file is not None:
-        redact.remember(redact.secrets_of(file))
-    eff = effective(settings, file)
+    """Notifiers of the receivers in force, the routes, and the policies."""
+    redact.remember(redact.secrets_of(eff))
     ctx = Context(store, settings.repeat_interval_s, settings.hostname, settings.log_format)
     notifiers = {r.name: make_notifier(r, ctx) for r in eff.receivers}
     policies = {
@@ -106,12 +104,16 @@ def protect_self(proc_root: Path, adj: int) -> None:
 
 
 class Agent:
-    """The wiring of the pipeline; `run()` until `stop` is set."""
+    """The wiring of the pipeline; `run()` until `stop` is set.
+
+    `receivers` are those in force, checked by `configchild`; tests give notifiers
+    built already, and a reload then changes nothing.
+    """
 
     def __init__(
         self,
         settings: Settings,
-        notifiers: dict[str, Notifier] | None = None,
+        receivers: FileConfig | dict[str, Notifier],
         *,
         source: Callable[[], Follower] | None = None,
     ) -> None:
@@ -128,11 +130,13 @@ class Agent:
         if self.pods is not None:
             pods = self.pods
             self.metrics.pods_known.set_function(lambda: len(pods.pods))
-        self._fixed_notifiers = notifiers is not None
-        self._closing: set[asyncio.Task[None]] = set()
-        if notifiers is None:
-            notifiers, self.route, policies = build_notifiers(settings, self.store)
+        self._fixed_notifiers = isinstance(receivers, dict)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reloading = asyncio.Lock()
+        if isinstance(receivers, FileConfig):
+            notifiers, self.route, policies = build_notifiers(settings, receivers, self.store)
         else:
+            notifiers = receivers
             self.route, policies = RouteConfig(receivers=list(notifiers)), {}
         self.dispatcher = Dispatcher(
             self.store,
@@ -263,28 +267,39 @@ class Agent:
     def reload_config(self) -> None:
         """Build receivers and routes from the config file again; a bad file changes nothing.
 
-        Deliveries already queued for a receiver that is gone fail as "no longer
-        configured"; the old notifiers are closed a little later, once in-flight sends
-        are done.
+        The file is read and checked in a child process (`configchild`), so the loop
+        goes on meanwhile. Deliveries already queued for a receiver that is gone fail
+        as "no longer configured"; the old notifiers are closed a little later, once
+        in-flight sends are done.
         """
         if self.settings.config is None or self._fixed_notifiers:
             return
-        try:
-            notifiers, route_tree, policies = build_notifiers(self.settings, self.store)
-        except OomwatchError as e:
-            log.error("%s; the configuration in force stays", e)
-            return
-        old = self.notifiers
-        self.route = route_tree
-        self.dispatcher.replace(notifiers, policies)
-        log.info("configuration reloaded: receivers %s", ", ".join(notifiers) or "none")
-        asyncio.get_running_loop().call_later(CLOSE_OLD_NOTIFIERS_S, self._close_later, old)
+        self._background(self._reload_config())
+
+    async def _reload_config(self) -> None:
+        async with self._reloading:  # one at a time: the last change read is the one in force
+            try:
+                receivers = await configchild.receivers(self.settings)
+                notifiers, route_tree, policies = build_notifiers(
+                    self.settings, receivers, self.store
+                )
+            except OomwatchError as e:
+                log.error("%s; the configuration in force stays", e)
+                return
+            old = self.notifiers
+            self.route = route_tree
+            self.dispatcher.replace(notifiers, policies)
+            log.info("configuration reloaded: receivers %s", ", ".join(notifiers) or "none")
+            asyncio.get_running_loop().call_later(CLOSE_OLD_NOTIFIERS_S, self._close_later, old)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)  # kept until done: the loop holds tasks only weakly
+        task.add_done_callback(self._tasks.discard)
 
     def _close_later(self, old: dict[str, Notifier]) -> None:
         for n in old.values():
-            task = asyncio.get_running_loop().create_task(n.aclose())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._background(n.aclose())
 
     async def _watch_files(self) -> None:
         """Reload the silences and the config file when they change.
@@ -435,12 +450,12 @@ def one_malloc_arena() -> None:
         ctypes.CDLL("libc.so.6").mallopt(m_arena_max, 1)
 
 
-def run_agent(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT; the exit code."""
+def run_agent(settings: Settings, receivers: FileConfig) -> int:
+    """Run with the receivers in force until SIGTERM or SIGINT; the exit code."""
     one_malloc_arena()
     protect_self(settings.proc_root, settings.oom_score_adj)
     try:
-        agent = Agent(settings)
+        agent = Agent(settings, receivers)
     except StoreError as e:  # read-only, full, not ours: the user's to fix, as a setting
         raise UsageError(f"{e} (OOMWATCH_STATE_DIR)") from None
     from oomwatch.notify.sample import kmsg_records

@@ -7,15 +7,13 @@ message or a library's request line cannot carry a token to stderr or journald.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-from pydantic import BaseModel
-from pydantic_core import Url
 
 MASK = "<redacted>"
 MIN_SECRET_CHARS = 6  # shorter values ("on", a port) would blank ordinary words
@@ -59,23 +57,21 @@ def remember(values: Iterable[str | None]) -> None:
             _known.add(v.strip())
 
 
-def secrets_of(model: BaseModel) -> list[str]:
-    """The secret-looking values of a settings or config model, and of the files it names."""
+def secrets_of(config: object) -> list[str]:
+    """The secret-looking values of the settings or a config, and of the files they name."""
     out: list[str] = []
 
     def walk(value: Any, name: str) -> None:
         field = name.rpartition(".")[2]
-        if isinstance(value, BaseModel):
-            for f in type(value).model_fields:
-                walk(getattr(value, f), f"{name}.{f}")
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                walk(getattr(value, f.name), f"{name}.{f.name}")
         elif isinstance(value, dict):
             for k, v in value.items():
                 walk(v, f"{name}.{k}")
         elif isinstance(value, list | tuple):
             for item in value:
                 walk(item, name)
-        elif isinstance(value, Url):
-            walk(str(value), name)
         elif (
             isinstance(value, Path)
             and field.endswith("_file")
@@ -95,7 +91,7 @@ def secrets_of(model: BaseModel) -> list[str]:
         elif isinstance(value, str) and _SECRET_NAME.search(field):
             out.append(value)
 
-    walk(model, "")
+    walk(config, "")
     return out
 
 

@@ -13,15 +13,19 @@ UNUSED_BY_THE_AGENT = ("trio", "h2")
 def cmd_run(_args: argparse.Namespace) -> int:
     """`oomwatch run`: the agent."""
     keep_unused_out()
+    from oomwatch import configchild
+
+    # checked in a child process, so pydantic never enters this one; the agent's own
+    # imports meanwhile take as long
+    check = configchild.start()
     from oomwatch.agent import run_agent
     from oomwatch.logsetup import configure
     from oomwatch.redact import remember, secrets_of
-    from oomwatch.settings import load_settings
 
-    settings = load_settings()
+    settings, receivers = configchild.finish(check)
     configure(settings.log_format, level=settings.log_level)
     remember(secrets_of(settings))
-    return run_agent(settings)
+    return run_agent(settings, receivers)
 
 
 def keep_unused_out() -> None:
@@ -34,7 +38,7 @@ def keep_unused_out() -> None:
 def cmd_drill(args: argparse.Namespace) -> int:
     """`oomwatch drill`: a real OOM kill, end to end."""
     from oomwatch.drill.run import run_drill
-    from oomwatch.settings import load_settings
+    from oomwatch.validation import load_settings
 
     url = args.agent or f"http://{load_settings().listen}"
     return run_drill(url, args.timeout, page=args.page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
     import time
 
     from oomwatch.delivery import silences
-    from oomwatch.settings import load_settings
+    from oomwatch.validation import load_settings
 
     path = load_settings().silences_file
     now = time.time()
@@ -47,22 +48,22 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
 
 def _settings_with(config: Path | None) -> Any:
-    from oomwatch.settings import load_settings
+    from oomwatch.validation import load_settings
 
     settings = load_settings()
     if config is not None:
-        settings = settings.model_copy(update={"config": config})
+        settings = dataclasses.replace(settings, config=config)
     return settings
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """`oomwatch check-config`: validate, then show the effective receivers and routes."""
     from oomwatch.notify.registry import KINDS
-    from oomwatch.receivers import effective, load_file, make_notifier
+    from oomwatch.receivers import make_notifier
+    from oomwatch.validation import receivers_of
 
     settings = _settings_with(args.config)
-    file = load_file(settings.config) if settings.config else None
-    eff = effective(settings, file)
+    eff = receivers_of(settings)
     for r in eff.receivers:
         make_notifier(r)  # reads every secret file: a missing one is reported here
     print(f"config: {settings.config or '(none: receivers from the environment)'}")
@@ -94,11 +95,11 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
     from oomwatch.notify import Recovers
     from oomwatch.notify.registry import KINDS
     from oomwatch.notify.sample import sample_incident
-    from oomwatch.receivers import effective, load_file, make_notifier
+    from oomwatch.receivers import make_notifier
+    from oomwatch.validation import receivers_of
 
     settings = _settings_with(args.config)
-    file = load_file(settings.config) if settings.config else None
-    receivers = effective(settings, file).receivers
+    receivers = receivers_of(settings).receivers
     if args.receiver:
         receivers = [r for r in receivers if r.name == args.receiver]
         if not receivers:

@@ -9,16 +9,18 @@ itself if the agent dies. A resolved condition is sent with `endsAt` = now.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
-from pydantic import Field
+from annotated_types import Ge, Le
 
 from oomwatch.model import Incident
-from oomwatch.notify.common import Context, HttpUrl, NotifierKind, StrictModel, masked_url
+from oomwatch.notify.common import Context, HttpUrl, NotifierKind, masked_url
 from oomwatch.notify.facts import details, truncate
 from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
+from oomwatch.strict import Strict, checked
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
@@ -125,12 +127,13 @@ class AlertmanagerNotifier:
         await self.client.aclose()
 
 
-class AlertmanagerConfig(StrictModel):
+@dataclass(frozen=True, kw_only=True)
+class AlertmanagerConfig(Strict):
     """Prometheus Alertmanager, API v2."""
 
     url: HttpUrl
     # how long a kill's alert stays active before Alertmanager resolves it by itself
-    kill_alert_ttl_s: float = Field(EVENT_TTL.total_seconds(), ge=1, le=7 * 86400)
+    kill_alert_ttl_s: Annotated[float, Ge(1), Le(7 * 86400)] = EVENT_TTL.total_seconds()
 
 
 def _build(name: str, c: AlertmanagerConfig, ctx: Context) -> AlertmanagerNotifier:
@@ -144,7 +147,7 @@ def _describe(c: AlertmanagerConfig) -> str:
 
 
 def _from_settings(s: Settings) -> AlertmanagerConfig | None:
-    return AlertmanagerConfig(url=s.alertmanager_url) if s.alertmanager_url else None
+    return checked(AlertmanagerConfig, url=s.alertmanager_url) if s.alertmanager_url else None
 
 
 KIND = NotifierKind("alertmanager", AlertmanagerConfig, _build, _describe, _from_settings)

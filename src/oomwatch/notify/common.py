@@ -1,4 +1,4 @@
-"""What every notifier's config shares: strict models, secrets from files, checked URLs."""
+"""What every notifier's config shares: strict types, secrets from files, checked URLs."""
 
 from __future__ import annotations
 
@@ -7,20 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
-
 from oomwatch.errors import ConfigError
+from oomwatch.strict import After
 
 if TYPE_CHECKING:
     from oomwatch.notify import Notifier
     from oomwatch.notify.slack import ThreadStore
     from oomwatch.settings import Settings
-
-
-class StrictModel(BaseModel):
-    """A config model that refuses unknown names and cannot be changed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def check_url(url: str) -> str:
@@ -43,7 +36,7 @@ def check_url(url: str) -> str:
     return url
 
 
-HttpUrl = Annotated[str, AfterValidator(check_url)]
+HttpUrl = Annotated[str, After(check_url)]
 
 
 def read_secret(value: str | None, file: Path | None, what: str) -> str | None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from annotated_types import Gt, Lt
 
 from oomwatch.errors import FailureReason, NotifyError
 from oomwatch.model import Incident
-from oomwatch.notify.common import Context, NotifierKind, StrictModel, read_secret
+from oomwatch.notify.common import Context, NotifierKind, read_secret
 from oomwatch.notify.facts import details, facts, header_safe, html_escape, plain_text
+from oomwatch.strict import Strict, aliases, checked
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -158,20 +160,22 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:32]
 
 
-class EmailConfig(StrictModel):
+@dataclass(frozen=True, kw_only=True)
+class EmailConfig(Strict):
     """SMTP, with STARTTLS or implicit TLS, optional login."""
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = aliases(sender="from")
     smtp_host: str
-    smtp_port: int = Field(587, gt=0, lt=65536)
+    smtp_port: Annotated[int, Gt(0), Lt(65536)] = 587
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
     password: str | None = None
     password_file: Path | None = None
     verify: bool = True
     ca_file: Path | None = None
-    sender: str = Field(alias="from")
+    sender: str
     to: list[str]
-    timeout_s: float = Field(TIMEOUT_S, gt=0)
+    timeout_s: Annotated[float, Gt(0)] = TIMEOUT_S
 
 
 def _build(name: str, e: EmailConfig, _ctx: Context) -> EmailNotifier:
@@ -197,8 +201,9 @@ def _describe(c: EmailConfig) -> str:
 def _from_settings(s: Settings) -> EmailConfig | None:
     if not (s.smtp_host and s.email_to):
         return None
-    return EmailConfig.model_validate(
-        {
+    return checked(
+        EmailConfig,
+        **{
             "smtp_host": s.smtp_host,
             "smtp_port": s.smtp_port,
             "security": s.smtp_security,
@@ -207,7 +212,7 @@ def _from_settings(s: Settings) -> EmailConfig | None:
             "password_file": s.smtp_password_file,
             "from": s.email_from or f"oomwatch@{s.hostname or 'localhost'}",
             "to": [a.strip() for a in s.email_to.split(",") if a.strip()],
-        }
+        },
     )
 
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from oomwatch.errors import FailureReason, NotifyError
 from oomwatch.model import UNLIMITED_KB, Incident
-from oomwatch.notify.common import Context, HttpUrl, NotifierKind, StrictModel, masked_url
+from oomwatch.notify.common import Context, HttpUrl, NotifierKind, masked_url
 from oomwatch.notify.facts import truncate
 from oomwatch.notify.http import status_error
+from oomwatch.strict import Strict, checked
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
@@ -133,7 +135,8 @@ class KubernetesEventsNotifier:
             await self._client.close()
 
 
-class KubernetesEventsConfig(StrictModel):
+@dataclass(frozen=True, kw_only=True)
+class KubernetesEventsConfig(Strict):
     """Kubernetes Events on the pod (or node) of each kill."""
 
     api_url: HttpUrl | None = None
@@ -152,7 +155,7 @@ def _describe(c: KubernetesEventsConfig) -> str:
 def _from_settings(s: Settings) -> KubernetesEventsConfig | None:
     if not s.kubernetes_events:
         return None
-    return KubernetesEventsConfig(api_url=s.kubernetes_api_url)
+    return checked(KubernetesEventsConfig, api_url=s.kubernetes_api_url)
 
 
 KIND = NotifierKind("kubernetes_events", KubernetesEventsConfig, _build, _describe, _from_settings)

@@ -6,6 +6,7 @@ Limits (https://docs.opsgenie.com/docs/alert-api): message 130 characters, alias
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -18,7 +19,6 @@ from oomwatch.notify.common import (
     Context,
     HttpUrl,
     NotifierKind,
-    StrictModel,
     mask,
     masked_url,
     need,
@@ -27,6 +27,7 @@ from oomwatch.notify.common import (
 from oomwatch.notify.facts import facts, plain_text, truncate
 from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
+from oomwatch.strict import Strict, checked
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
@@ -90,7 +91,8 @@ class OpsgenieNotifier:
         await self.client.aclose()
 
 
-class OpsgenieConfig(StrictModel):
+@dataclass(frozen=True, kw_only=True)
+class OpsgenieConfig(Strict):
     """Opsgenie Alert API."""
 
     api_key: str | None = None
@@ -111,7 +113,8 @@ def _describe(c: OpsgenieConfig) -> str:
 def _from_settings(s: Settings) -> OpsgenieConfig | None:
     if not (s.opsgenie_api_key or s.opsgenie_api_key_file):
         return None
-    return OpsgenieConfig(
+    return checked(
+        OpsgenieConfig,
         api_key=s.opsgenie_api_key,
         api_key_file=s.opsgenie_api_key_file,
         **({"url": s.opsgenie_url} if s.opsgenie_url else {}),

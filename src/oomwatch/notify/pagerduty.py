@@ -7,6 +7,7 @@ explanation, not the task table, to stay far below it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,6 @@ from oomwatch.notify.common import (
     Context,
     HttpUrl,
     NotifierKind,
-    StrictModel,
     mask,
     masked_url,
     need,
@@ -29,6 +29,7 @@ from oomwatch.notify.facts import details, facts, pids, truncate
 from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
 from oomwatch.render.fit import fit
+from oomwatch.strict import Strict, checked
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
@@ -94,7 +95,8 @@ class PagerDutyNotifier:
         await self.client.aclose()
 
 
-class PagerDutyConfig(StrictModel):
+@dataclass(frozen=True, kw_only=True)
+class PagerDutyConfig(Strict):
     """PagerDuty Events API v2."""
 
     routing_key: str | None = None
@@ -114,7 +116,8 @@ def _describe(c: PagerDutyConfig) -> str:
 def _from_settings(s: Settings) -> PagerDutyConfig | None:
     if not (s.pagerduty_routing_key or s.pagerduty_routing_key_file):
         return None
-    return PagerDutyConfig(
+    return checked(
+        PagerDutyConfig,
         routing_key=s.pagerduty_routing_key,
         routing_key_file=s.pagerduty_routing_key_file,
         **({"url": s.pagerduty_url} if s.pagerduty_url else {}),

@@ -26,15 +26,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import model_validator
-
 from oomwatch.errors import FailureReason, NotifyError
 from oomwatch.model import Incident
 from oomwatch.notify.common import (
     Context,
     HttpUrl,
     NotifierKind,
-    StrictModel,
     mask,
     masked_url,
     need,
@@ -44,6 +41,7 @@ from oomwatch.notify.facts import pids
 from oomwatch.notify.http import header, parse_retry_after, status_error, transport_words
 from oomwatch.notify.slack_blocks import blocks, counts_text, headline
 from oomwatch.notify.slack_webhook import SlackWebhookNotifier
+from oomwatch.strict import Strict, checked
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
@@ -348,7 +346,8 @@ class SlackBotNotifier:
         """Nothing to release (urllib connections are per call)."""
 
 
-class SlackConfig(StrictModel):
+@dataclass(frozen=True, kw_only=True)
+class SlackConfig(Strict):
     """Slack by bot token (threads, updates) or by incoming webhook (no threads)."""
 
     token: str | None = None
@@ -358,15 +357,13 @@ class SlackConfig(StrictModel):
     webhook_url_file: Path | None = None
     api_url: HttpUrl = "https://slack.com/api/"
 
-    @model_validator(mode="after")
-    def _one_way(self) -> SlackConfig:
+    def __post_init__(self) -> None:
         has_token = bool(self.token or self.token_file)
         has_hook = bool(self.webhook_url or self.webhook_url_file)
         if has_token == has_hook:
             raise ValueError("give either token (with channel) or webhook_url")
         if has_token and not self.channel:
             raise ValueError("a bot token needs a channel")
-        return self
 
 
 class _MemoryThreads:
@@ -408,15 +405,16 @@ def _describe(c: SlackConfig) -> str:
 
 def _from_settings(s: Settings) -> SlackConfig | None:
     if s.slack_bot_token or s.slack_bot_token_file:
-        return SlackConfig(
+        return checked(
+            SlackConfig,
             token=s.slack_bot_token,
             token_file=s.slack_bot_token_file,
             channel=s.slack_channel,
             api_url=s.slack_api_url,
         )
     if s.slack_webhook_url or s.slack_webhook_url_file:
-        return SlackConfig(
-            webhook_url=s.slack_webhook_url, webhook_url_file=s.slack_webhook_url_file
+        return checked(
+            SlackConfig, webhook_url=s.slack_webhook_url, webhook_url_file=s.slack_webhook_url_file
         )
     return None
 

@@ -13,11 +13,12 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
-from pydantic import Field
+from annotated_types import Ge
 
 from oomwatch import __version__
 from oomwatch.errors import ConfigError, FailureReason, NotifyError
@@ -26,7 +27,6 @@ from oomwatch.notify.common import (
     Context,
     HttpUrl,
     NotifierKind,
-    StrictModel,
     masked_url,
     need,
     read_secret,
@@ -35,6 +35,7 @@ from oomwatch.notify.http import client as http_client
 from oomwatch.notify.http import post
 from oomwatch.render.escape import truncate
 from oomwatch.render.fit import PAYLOAD_BYTES, payload, payload_bytes
+from oomwatch.strict import Strict, checked
 
 if TYPE_CHECKING:
     from oomwatch.settings import Settings
@@ -127,16 +128,17 @@ class WebhookNotifier:
         await self.client.aclose()
 
 
-class WebhookConfig(StrictModel):
+@dataclass(frozen=True, kw_only=True)
+class WebhookConfig(Strict):
     """A generic webhook (docs/webhook.md)."""
 
     url: HttpUrl | None = None
     url_file: Path | None = None
     hmac_secret: str | None = None
     hmac_secret_file: Path | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
     template: str | None = None
-    max_bytes: int = Field(PAYLOAD_BYTES, ge=4096)
+    max_bytes: Annotated[int, Ge(4096)] = PAYLOAD_BYTES
 
 
 def _build(name: str, w: WebhookConfig, _ctx: Context) -> WebhookNotifier:
@@ -157,7 +159,7 @@ def _describe(c: WebhookConfig) -> str:
 
 def _from_settings(s: Settings) -> WebhookConfig | None:
     if s.webhook_url or s.webhook_url_file:
-        return WebhookConfig(url=s.webhook_url, url_file=s.webhook_url_file)
+        return checked(WebhookConfig, url=s.webhook_url, url_file=s.webhook_url_file)
     return None
 
 
