@@ -367,7 +367,7 @@ asyncio.run(main())
 CHECK_PEAK = r"""
 import resource, subprocess, sys, time
 started = time.perf_counter()
-subprocess.run([sys.executable, "-P", "-m", "oomwatch.validation"], stdin=subprocess.DEVNULL,
+subprocess.run([sys.executable, "-P", "-m", "oomwatch.configchild"], stdin=subprocess.DEVNULL,
                stdout=subprocess.DEVNULL, check=True)
 print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """

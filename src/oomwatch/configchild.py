@@ -1,14 +1,17 @@
 """The settings and receivers, checked in a short-lived child process for the agent.
 
 `oomwatch.validation` needs pydantic and pydantic-settings, about 11 MB that would
-stay resident for the agent's life; the child holds them for a second, then exits.
-It runs the same code as the agent (this package's directory comes first on its
-path, never the working directory) and hands back pickled plain objects.
+stay resident for the agent's life; the child (`python -m oomwatch.configchild`)
+holds them for a third of a second, then exits. It runs the same code as the agent
+(this package's directory comes first on its path, never the working directory),
+gets the agent's settings pickled on stdin at a reload, and writes back pickled
+plain objects, or the one line that says what is wrong and exit code 2.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import subprocess
@@ -23,7 +26,7 @@ from oomwatch.settings import Settings
 def _command() -> tuple[list[str], dict[str, str]]:
     here = str(Path(__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-    return [sys.executable, "-P", "-m", "oomwatch.validation"], {**os.environ, "PYTHONPATH": path}
+    return [sys.executable, "-P", "-m", "oomwatch.configchild"], {**os.environ, "PYTHONPATH": path}
 
 
 def _result(code: int | None, out: bytes, err: bytes) -> tuple[Settings, FileConfig]:
@@ -73,3 +76,35 @@ async def receivers(settings: Settings) -> FileConfig:
         raise OomwatchError(f"cannot start the configuration check: {e}") from e
     out, err = await proc.communicate(pickle.dumps(settings))
     return _result(proc.returncode, out, err)[1]
+
+
+def first_to_go() -> None:
+    """Ask the kernel to kill this process before any other if memory runs out.
+
+    The check runs beside the agent, in its memory cgroup: when that cgroup is full,
+    the check dies, the reload is refused with a log line, and the agent lives on.
+    """
+    with contextlib.suppress(OSError):  # raising one's own score needs no privilege
+        Path("/proc/self/oom_score_adj").write_text("1000")
+
+
+def child() -> int:
+    """The child: settings (pickled on stdin, else read here) to checked receivers."""
+    from oomwatch.errors import UsageError
+    from oomwatch.validation import load_settings, receivers_of
+
+    given = sys.stdin.buffer.read()
+    try:
+        # the agent's own settings, from the agent that started this process
+        settings = pickle.loads(given) if given else load_settings()  # noqa: S301
+        receivers = receivers_of(settings)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
+    sys.stdout.buffer.write(pickle.dumps((settings, receivers)))
+    return 0
+
+
+if __name__ == "__main__":
+    first_to_go()  # before the imports that make this process as large as the agent
+    sys.exit(child())

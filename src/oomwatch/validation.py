@@ -1,9 +1,9 @@
 """The settings, the receivers file and the environment's receivers, read and checked.
 
 The only module that imports pydantic and pydantic-settings. The CLI's short-lived
-commands call it in their own process; the agent runs it as a child process
-(`python -m oomwatch.validation`, see `oomwatch.configchild`) and keeps only the
-plain, checked result, so neither library stays in its memory.
+commands call it in their own process; the agent has it run in a child process
+(`oomwatch.configchild`) and keeps only the plain, checked result, so neither
+library stays in its memory.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import pickle
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_type_hints
@@ -198,26 +196,3 @@ def _check_route_names(route: RouteConfig, names: set[str]) -> None:
 def receivers_of(settings: Settings) -> FileConfig:
     """The receivers and the route in force: the settings' file's and the environment's."""
     return effective(settings, load_file(settings.config) if settings.config else None)
-
-
-def main() -> int:
-    """The child process: settings (pickled on stdin, else read here) to checked receivers.
-
-    Writes the pickled (settings, receivers) to stdout and exits 0, or writes the one
-    line that says what is wrong to stderr and exits 2. Only the agent that started
-    it writes its stdin and reads its stdout.
-    """
-    given = sys.stdin.buffer.read()
-    try:
-        # the agent's own settings, from the agent that started this process
-        settings = pickle.loads(given) if given else load_settings()  # noqa: S301
-        receivers = receivers_of(settings)
-    except UsageError as e:
-        print(e, file=sys.stderr)
-        return 2
-    sys.stdout.buffer.write(pickle.dumps((settings, receivers)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
