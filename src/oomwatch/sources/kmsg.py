@@ -6,6 +6,7 @@ import asyncio
 import errno
 import os
 from collections.abc import AsyncIterator
+from itertools import repeat
 from pathlib import Path
 
 from oomwatch.sources import Batch
@@ -51,12 +52,35 @@ class KmsgFollower:
 
     def read_available(self) -> Batch:
         """Every record available now (up to MAX_BATCH), without blocking."""
-        lines: list[bytes] = []
+        records = self._read_records()
         lost = 0
-        records = 0
-        while records < MAX_BATCH:
+        if self.last_seq is not None:
+            # resumed on the same boot: the records handled before the restart come first
+            handled = 0
+            for record in records:
+                seq = _seq(record)
+                if seq is None or seq > self.last_seq:
+                    break
+                handled += 1
+            del records[:handled]
+        last = _seq(records[-1]) if records else None
+        if last is not None:
+            if self.last_seq is not None:
+                # the kernel numbers every record: those between that were not read were
+                # overwritten (records come in order, so the last one's number says it)
+                lost = max(last - self.last_seq - len(records), 0)
+            self.last_seq = last
+        # one record may hold several lines (a dictionary's); each ends with a newline
+        lines = b"\n".join(map(bytes.rstrip, records, repeat(b"\n"))).split(b"\n")
+        return Batch(lines if records else [], self.cursor, lost)
+
+    def _read_records(self) -> list[bytes]:
+        """One read per record, nothing else per record: the loop a kill's report is read in."""
+        records: list[bytes] = []
+        append, read, fd = records.append, os.read, self.fd
+        while len(records) < MAX_BATCH:
             try:
-                rec = os.read(self.fd, 16384)
+                rec = read(fd, 16384)
             except BlockingIOError:
                 break
             except OSError as e:
@@ -65,21 +89,9 @@ class KmsgFollower:
                 raise
             if not rec:
                 break
-            # "prio,seq,stamp,flags;text": only the sequence number is read here
-            a = rec.find(b",")
-            b = rec.find(b",", a + 1, 40)
-            digits = rec[a + 1 : b] if 0 <= a < b else b""
-            seq = int(digits) if digits.isdigit() else None
-            if seq is not None and self.last_seq is not None:
-                if seq <= self.last_seq:
-                    continue  # handled before the restart
-                lost += seq - self.last_seq - 1
-            if seq is not None:
-                self.last_seq = seq
-            lines.extend(rec.rstrip(b"\n").split(b"\n"))
-            records += 1
-        self.drained = records < MAX_BATCH
-        return Batch(lines, self.cursor, lost)
+            append(rec)
+        self.drained = len(records) < MAX_BATCH
+        return records
 
     async def batches(self) -> AsyncIterator[Batch]:
         """Batches as records arrive; waits on the descriptor between them."""
@@ -108,3 +120,11 @@ class KmsgFollower:
 def _set(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+def _seq(record: bytes) -> int | None:
+    """The sequence number of a record, `prio,seq,stamp,flags;text`."""
+    a = record.find(b",")
+    b = record.find(b",", a + 1, 40)
+    digits = record[a + 1 : b] if 0 <= a < b else b""
+    return int(digits) if digits.isdigit() else None
