@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from oomwatch.errors import ConfigError, OomwatchError
+from oomwatch.errors import ConfigError, OomwatchError, UsageError
 from oomwatch.receivers import FileConfig
 from oomwatch.settings import Settings
 
@@ -90,7 +90,6 @@ def first_to_go() -> None:
 
 def child() -> int:
     """The child: settings (pickled on stdin, else read here) to checked receivers."""
-    from oomwatch.errors import UsageError
     from oomwatch.validation import load_settings, receivers_of
 
     given = sys.stdin.buffer.read()
