@@ -6,11 +6,15 @@ import argparse
 import dataclasses
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from oomwatch.cli.common import DURATION, EXIT_FAILURE, EXIT_OK, UNITS
 from oomwatch.errors import UsageError
 from oomwatch.render.escape import terminal
+
+if TYPE_CHECKING:
+    from oomwatch.receivers import RouteConfig
+    from oomwatch.settings import Settings
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
@@ -47,7 +51,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _settings_with(config: Path | None) -> Any:
+def _settings_with(config: Path | None) -> Settings:
     from oomwatch.validation import load_settings
 
     settings = load_settings()
@@ -77,7 +81,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_route(node: Any, depth: int) -> None:
+def _print_route(node: RouteConfig, depth: int) -> None:
     pad = "  " * depth
     match = " ".join(f"{m.label}{m.op}{m.value}" for m in node.matchers) or "(everything)"
     cont = " continue" if node.continue_ else ""
