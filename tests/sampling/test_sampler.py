@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from oomwatch.drill.memcg import find_memory_controller
+from oomwatch.model import ProcInfo
 from oomwatch.sampling.sampler import Sampler, _memory_cgroup
 
 
@@ -230,6 +231,61 @@ def test_a_process_that_runs_another_program_is_described_again(tmp_path: Path) 
     assert len(got[1]) > readings  # the readings before the exec are kept
     grown = len("java -Xmx1g -jar app.jar ") - len("/bin/sh --flag ")
     assert sampler.cache.cmdline_bytes == before + grown
+
+
+def test_a_program_caught_before_its_arguments_is_read_again(tmp_path: Path) -> None:
+    """Exec names the new program before its arguments are in place: that read is redone.
+
+    A small, steady process is caught in that window: its empty command line is not
+    kept as settled, and the next sample reads it again, not `refresh_every` later.
+    """
+    procs = {200: ("sh", 500, 1)} | {300 + i: ("big", 600 + i, 1000 + i) for i in range(10)}
+    proc = _fake_proc(tmp_path / "proc", procs)
+    sampler = Sampler(proc, tmp_path, top_n=2)
+    for _ in range(sampler.cache.refresh_every + 1):
+        sampler.sample()
+    stat = proc / "200" / "stat"
+    stat.write_text(stat.read_text().replace("(sh)", "(java)"))
+    (proc / "200" / "cmdline").write_bytes(b"")
+    for _ in range(sampler.cache.refresh_every):
+        sampler.sample()
+        got = sampler.cache.get(200)
+        assert got is not None
+        if got[0].comm == "java":
+            break
+    assert got is not None
+    assert got[0].cmdline == ()  # caught in the window...
+    (proc / "200" / "cmdline").write_bytes(b"java\0-jar\0app.jar\0")
+    sampler.sample()  # ...and read again at the next sample
+    got = sampler.cache.get(200)
+    assert got is not None
+    assert (got[0].comm, got[0].cmdline) == ("java", ("java", "-jar", "app.jar"))
+
+
+def test_kernel_threads_and_zombies_are_described_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No command line is theirs to wait for: they are not read again for one."""
+    proc = _fake_proc(tmp_path / "proc", {})
+    for pid, state, flags in ((2, "S", 0x00208040), (900, "Z", 0)):
+        d = proc / str(pid)
+        d.mkdir()
+        fields = [state, *["0"] * 5, str(flags), *["0"] * 12, "100", "0", "0", *["0"] * 30]
+        (d / "stat").write_text(f"{pid} (worker) {' '.join(fields)}\n")
+        (d / "cmdline").write_bytes(b"")
+        (d / "cgroup").write_text("0::/\n")
+    sampler = Sampler(proc, tmp_path)
+    described: list[int] = []
+    real = Sampler._describe
+
+    def counting(self: Sampler, pid: int, start: int, comm: str) -> ProcInfo:
+        described.append(pid)
+        return real(self, pid, start, comm)
+
+    monkeypatch.setattr(Sampler, "_describe", counting)
+    for _ in range(3 * sampler.cache.refresh_every):
+        sampler.sample()
+    assert sorted(described) == [2, 900]
 
 
 def test_a_real_exec_is_seen() -> None:

@@ -9,7 +9,8 @@ sample while it is among the largest, young or growing, else every
 `PidCache.refresh_every` samples. A reused pid gets a new directory inode, so it
 is read as new. A process that runs another program (exec) or renames itself keeps
 its pid and start time but not its name: a read that finds another name describes
-it again, keeping its history.
+it again, keeping its history. A program caught between its exec and the setting of
+its arguments has its new name but no command line yet: it is read again.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ MAX_CGROUPS = 4096
 CMDLINE_MAX = 4096
 CMDLINE_LEAN = 256
 CUT = "…"
+
+PF_KTHREAD = 0x00200000  # in /proc/<pid>/stat's flags: kernel threads have no command line
 
 
 @dataclass(slots=True)
@@ -217,8 +220,8 @@ class Sampler:
         page_kb = self._page_kb
         keep = cache.history
         sizes: list[tuple[int, _Entry]] = []
-        new: list[tuple[int, int, bytes, int, int]] = []
-        execed: list[tuple[_Entry, bytes]] = []
+        new: list[tuple[int, int, bytes, int, int, bool]] = []
+        execed: list[tuple[_Entry, bytes, bool]] = []
         with cache.lock:
             entries = cache.entries
             for name, ino in found:
@@ -239,8 +242,9 @@ class Sampler:
                 start = int(fields[19])
                 rss_kb = int(fields[21]) * page_kb
                 name_ = stat[stat.find(b"(") + 1 : close]
+                user = fields[0] not in b"ZX" and not int(fields[6]) & PF_KTHREAD
                 if e is None or e.info.start_ticks != start:
-                    new.append((pid, start, name_, rss_kb, ino))
+                    new.append((pid, start, name_, rss_kb, ino, user))
                     continue
                 grew = rss_kb - e.rss_kb >= max(e.rss_kb // 10, 1024)
                 e.reading(rss_kb, t, keep)
@@ -248,14 +252,19 @@ class Sampler:
                 e.hot = grew or n - e.first_at < every
                 sizes.append((rss_kb, e))
                 if e.name != name_:
-                    execed.append((e, name_))
+                    execed.append((e, name_, user))
         # read outside the lock: several files each
-        for e, name_ in execed:
-            e.name = name_
-            cache.redescribe(e, self._describe(e.info.pid, e.info.start_ticks, _text(name_)))
-        for pid, start, name_, rss_kb, ino in new:
+        for e, name_, user in execed:
+            had = bool(e.info.cmdline)
+            info = self._describe(e.info.pid, e.info.start_ticks, _text(name_))
+            cache.redescribe(e, info)
+            e.name = _settled(name_, info, user)
+            # caught mid-exec: read again at the next sample (once; then at its cadence)
+            e.hot = e.hot or (had and not e.name)
+        for pid, start, name_, rss_kb, ino, user in new:
             info = self._describe(pid, start, _text(name_))
-            e = _Entry(info, array("I"), array("I"), now, ino=ino, first_at=n, name=name_)
+            seen = _settled(name_, info, user)
+            e = _Entry(info, array("I"), array("I"), now, ino=ino, first_at=n, name=seen)
             e.reading(rss_kb, t, keep)
             cache.put(pid, e)
             sizes.append((rss_kb, e))
@@ -364,6 +373,12 @@ def _memory_cgroup(raw: bytes | None) -> str | None:
         if hid == "0" and controllers == "":
             v2 = path
     return v2
+
+
+def _settled(name: bytes, info: ProcInfo, user: bool) -> bytes:
+    """The name to remember; empty (read again) for a program with no arguments yet."""
+    # exec sets the new name before the new program's arguments are in place
+    return name if info.cmdline or not user else b""
 
 
 def _read_str(path: str) -> bytes | None:
