@@ -9,8 +9,10 @@ import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 import pytest
 import trustme
 
@@ -158,6 +160,13 @@ def test_an_answer_larger_than_the_read_buffer_is_read_whole() -> None:
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An HTTPS server on 127.0.0.1 with a certificate of a test CA; (url, CA file)."""
+    with _tls_server(tmp_path, None) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _tls_server(tmp_path: Path, hold: threading.Event | None) -> Iterator[tuple[str, Path]]:
+    """The HTTPS server; with `hold`, it answers and then reads nothing until `hold` is set."""
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -172,6 +181,9 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             self.send_header("Content-Length", "6")
             self.end_headers()
             self.wfile.write(b"secure")
+            self.wfile.flush()
+            if hold is not None:
+                hold.wait(30)
 
         def log_message(self, *_args: object) -> None:
             pass
@@ -186,6 +198,36 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _connections_to(url: str) -> list[Any]:
+    port = int(url.rsplit(":", 1)[1])
+    return [c for c in psutil.Process().net_connections("tcp") if c.raddr and c.raddr[1] == port]
+
+
+@pytest.mark.parametrize("answers", [True, False], ids=["peer answers", "peer silent"])
+def test_a_closed_client_has_closed_its_tls_connections(tmp_path: Path, answers: bool) -> None:
+    """After `aclose`, no socket to the server is left open, even if it never says goodbye.
+
+    A TLS close is a message to the peer and its answer: without waiting for it, the
+    socket outlives the client (and the loop that would have closed it).
+    """
+    hold = None if answers else threading.Event()
+
+    async def main(url: str, ca_file: Path) -> tuple[int, list[Any]]:
+        c = httpx.AsyncClient(
+            transport=AsyncioTransport(ssl.create_default_context(cafile=str(ca_file)), LIMITS)
+        )
+        code = (await post(c, url + "/hook", "webhook", content=b"{}")).status_code
+        await c.aclose()
+        return code, _connections_to(url)
+
+    with _tls_server(tmp_path, hold) as (url, ca_file):
+        try:
+            assert asyncio.run(main(url, ca_file)) == (200, [])
+        finally:
+            if hold is not None:
+                hold.set()
 
 
 def test_tls_verifies_the_server(tls_server: tuple[str, Path]) -> None:

@@ -23,6 +23,8 @@ import httpcore
 import httpx
 
 READ_BUFFER = 256 * 1024  # bytes received and not yet read before the socket is paused
+# a closing client waits this long for its TLS peers to answer the goodbye, then cuts
+CLOSE_WAIT_S = 0.5
 
 
 class _Protocol(asyncio.Protocol):
@@ -32,6 +34,7 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.eof = False
+        self.lost = False  # the connection is gone and its socket closed
         self.error: Exception | None = None
         self._read_paused = False
         self.write_paused = False
@@ -53,7 +56,7 @@ class _Protocol(asyncio.Protocol):
         return None  # close the transport: HTTP/1.1 never half-closes
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
+        self.eof = self.lost = True
         self.error = exc
         self._wake()
 
@@ -95,13 +98,21 @@ class _Protocol(asyncio.Protocol):
         if self.eof:
             raise self.error or ConnectionResetError("the connection was closed")
 
+    async def gone(self) -> None:
+        """Wait until the connection is lost."""
+        while not self.lost:
+            await self._wait()
+
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
     """One connection: a transport and its protocol."""
 
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, protocol: _Protocol, closing: set[AsyncioStream]
+    ) -> None:
         self.transport = transport
         self.protocol = protocol
+        self.closing = closing  # the backend's connections saying goodbye
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         """Up to `max_bytes` bytes; b"" at the end of the stream."""
@@ -130,8 +141,19 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(e) or type(e).__name__) from e
 
     async def aclose(self) -> None:
-        """Close the connection (a TLS one says so to the peer first)."""
+        """Close the connection; a TLS one says goodbye first, unless the peer has gone.
+
+        This runs on the way of a request too (httpcore closes an idle connection the
+        peer closed before it picks another), so it never waits: the goodbye finishes
+        on the loop, and the client's `aclose` waits for it.
+        """
+        if self.protocol.eof:
+            self.transport.abort()
+            return
         self.transport.close()
+        if not self.protocol.lost:
+            self.closing.difference_update([s for s in self.closing if s.protocol.lost])
+            self.closing.add(self)
 
     async def start_tls(
         self,
@@ -155,7 +177,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if tls is None:  # the loop closed the connection meanwhile
             raise httpcore.ConnectError("the connection closed during the TLS handshake")
         self.protocol.transport = tls
-        return AsyncioStream(tls, self.protocol)
+        return AsyncioStream(tls, self.protocol, self.closing)
 
     def get_extra_info(self, info: str) -> Any:
         """What httpcore asks of a connection; "is_readable": the peer closed it or spoke."""
@@ -172,6 +194,21 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
     """Connections for httpcore's pool, opened with asyncio."""
+
+    def __init__(self) -> None:
+        self.closing: set[AsyncioStream] = set()
+
+    async def settle(self, timeout_s: float = CLOSE_WAIT_S) -> None:
+        """Wait until the connections being closed are gone; cut those still there."""
+        streams, self.closing = self.closing, set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                for stream in streams:
+                    await stream.protocol.gone()
+        for stream in streams:
+            if not stream.protocol.lost:
+                stream.transport.abort()
+        await asyncio.sleep(0)  # the loop closes the sockets it was told to
 
     async def connect_tcp(
         self,
@@ -194,7 +231,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         except OSError as e:
             raise httpcore.ConnectError(str(e) or type(e).__name__) from e
         _set_options(transport, socket_options)
-        return AsyncioStream(transport, protocol)
+        return AsyncioStream(transport, protocol, self.closing)
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the event loop."""
@@ -220,12 +257,13 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
     """httpx's default transport (HTTP/1.1, a connection pool) over `AsyncioBackend`."""
 
     def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
+        self.backend = AsyncioBackend()
         self.pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(),
+            network_backend=self.backend,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -252,8 +290,9 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, its socket closed when this returns."""
         await self.pool.aclose()
+        await self.backend.settle()
 
 
 class _Body(httpx.AsyncByteStream):
