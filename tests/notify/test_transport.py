@@ -18,7 +18,7 @@ import trustme
 
 from oomwatch.errors import FailureReason, NotifyError
 from oomwatch.notify.http import client, post
-from oomwatch.notify.transport import READ_BUFFER, AsyncioTransport
+from oomwatch.notify.transport import READ_BUFFER, WRITE_BATCH, AsyncioTransport
 from tests.agentproc import free_port
 from tests.servers import Recorder
 
@@ -83,6 +83,47 @@ def test_a_client_uses_the_asyncio_transport_and_reuses_its_connection() -> None
 
     assert asyncio.run(main()) == ([200, 200, 200], 1)
     assert paths == [b"/a", b"/b", b"/c"]
+
+
+@pytest.mark.parametrize("size", [2, 3 * WRITE_BATCH + 5])
+def test_a_request_leaves_in_one_write(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Head and body go to the socket as one write: one segment, one receiver wake-up.
+
+    A body past WRITE_BATCH is not held for a later turn of the loop.
+    """
+    got: list[bytes] = []
+    writes: list[int] = []
+    real = asyncio.selector_events._SelectorSocketTransport.write  # type: ignore[attr-defined]
+
+    def counting(self: asyncio.Transport, data: bytes) -> None:
+        writes.append(len(data))
+        real(self, data)
+
+    monkeypatch.setattr(
+        asyncio.selector_events._SelectorSocketTransport,  # type: ignore[attr-defined]
+        "write",
+        counting,
+    )
+
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        got.append(await read_request(r))
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await w.drain()
+
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+
+    async def main() -> int:
+        async with raw_server(answer) as (url, _):
+            c = client(url=url)
+            writes.clear()  # the server's answers count from here on too
+            code = (await post(c, url + "/hook", "webhook", content=body)).status_code
+            await c.aclose()
+            return code
+
+    assert asyncio.run(main()) == 200
+    assert got[0].endswith(b"\r\n\r\n" + body)
+    ours = [n for n in writes if n > len(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]
+    assert ours == [len(got[0])]
 
 
 def test_an_idle_connection_the_server_closed_is_not_reused() -> None:

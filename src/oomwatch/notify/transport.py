@@ -25,6 +25,8 @@ import httpx
 READ_BUFFER = 256 * 1024  # bytes received and not yet read before the socket is paused
 # a closing client waits this long for its TLS peers to answer the goodbye, then cuts
 CLOSE_WAIT_S = 0.5
+# writes held to go out as one (a request's head and body) up to this many bytes
+WRITE_BATCH = 64 * 1024
 
 
 class _Protocol(asyncio.Protocol):
@@ -113,9 +115,12 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         self.transport = transport
         self.protocol = protocol
         self.closing = closing  # the backend's connections saying goodbye
+        self.held: list[bytes] = []  # written, not yet handed to the transport
+        self.held_bytes = 0
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         """Up to `max_bytes` bytes; b"" at the end of the stream."""
+        self._flush()
         try:
             async with asyncio.timeout(timeout):
                 return await self.protocol.read(max_bytes)
@@ -130,8 +135,17 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             return
         if self.transport.is_closing():
             raise httpcore.WriteError("the connection was closed")
+        # httpcore writes a request's head, then its body, then reads: held until the
+        # read (or the loop's next turn), they leave in one send, so the receiver has
+        # the whole request in one segment and one wake-up
+        if not self.held:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.held.append(buffer)
+        self.held_bytes += len(buffer)
+        if self.held_bytes < WRITE_BATCH:
+            return
         try:
-            self.transport.write(buffer)
+            self._flush()
             if self.protocol.write_paused:
                 async with asyncio.timeout(timeout):
                     await self.protocol.drain()
@@ -139,6 +153,15 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteTimeout(f"not written in {timeout} s") from e
         except OSError as e:
             raise httpcore.WriteError(str(e) or type(e).__name__) from e
+
+    def _flush(self) -> None:
+        """Hand what is held to the transport, as one write."""
+        if self.held:
+            data = b"".join(self.held) if len(self.held) > 1 else self.held[0]
+            self.held.clear()
+            self.held_bytes = 0
+            if not self.transport.is_closing():
+                self.transport.write(data)
 
     async def aclose(self) -> None:
         """Close the connection; a TLS one says goodbye first, unless the peer has gone.
@@ -150,6 +173,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if self.protocol.eof:
             self.transport.abort()
             return
+        self._flush()
         self.transport.close()
         if not self.protocol.lost:
             self.closing.difference_update([s for s in self.closing if s.protocol.lost])
