@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -278,3 +280,56 @@ def test_max_age_applies_to_folded_repeats(tmp_path: Path, hook: Recorder) -> No
     states = [r[0] for r in store.db.execute("SELECT state FROM outbox ORDER BY id")]
     assert states == ["sent", "dropped", "dropped"]
     assert store.next_due("hook") is None
+
+
+def test_a_lane_asks_for_follow_ups_only_when_one_can_be_due(
+    tmp_path: Path, hook: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running lane knows its next follow-up: a kill's pass skips the query, a due one is sent.
+
+    Only the lane sets its follow-ups, so the time it keeps is never later than the store's.
+    """
+    store = Store(tmp_path / "db")
+    asked: list[float] = []
+    real = Store.due_followups
+
+    def counting(self: Store, now: float, receiver: str) -> list[str]:
+        asked.append(now)
+        return real(self, now, receiver)
+
+    monkeypatch.setattr(Store, "due_followups", counting)
+    d = Dispatcher(
+        store,
+        {"hook": WebhookNotifier(hook.url, name="hook")},
+        Metrics(),
+        policies={"hook": Policy(group_interval=0.5)},
+    )
+
+    async def until(fact: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 10
+        while not fact():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        task = asyncio.create_task(d.run())
+        try:
+            await until(lambda: "hook" in d.lanes and d.lanes["hook"].followups_from == math.inf)
+            asked.clear()
+            store.record([inc(n=1)], ["hook"])
+            d.wake()
+            await until(lambda: len(hook.received) == 1)
+            assert asked == []  # nothing could be due: the kill's pass did not ask
+            store.record([inc(n=2), inc(n=3)], ["hook"])
+            d.wake()
+            await until(lambda: len(hook.received) == 2)  # the follow-up, when due
+            assert asked
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await d.notifiers["hook"].aclose()
+
+    asyncio.run(main())
+    follow = json.loads(hook.received[1].body)
+    assert follow["incident"]["followup"]["pids"] == ["2", "3"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,9 @@ class Lane:
         self.wake = asyncio.Event()
         self.pace = Pace(d.policy(receiver).min_gap_s, d.store.pause(receiver))
         self.failing = False  # a retryable failure since the last success
+        # no follow-up of this lane is due before this time (-inf: ask the store), as
+        # read after its last pass: only the lane sets its follow-ups, in its passes
+        self.followups_from = -math.inf
 
     @property
     def notifier(self) -> Notifier | None:
@@ -51,12 +55,16 @@ class Lane:
 
     async def run(self) -> None:
         """Deliver forever; a fault of the store waits a moment and goes on."""
+        self.followups_from = -math.inf
         while True:
             try:
                 await self.deliver_due()
-                nxt = self.d.store.next_due(self.receiver)
+                due_at, follow_at = self.d.store.next_times(self.receiver)
+                self.followups_from = math.inf if follow_at is None else follow_at
+                nxt = min((t for t in (due_at, follow_at) if t is not None), default=None)
             except (StoreError, sqlite3.Error) as e:
                 log.error("delivery to %s: state database failed: %s", self.receiver, e)
+                self.followups_from = -math.inf
                 nxt = self.d.clock() + LANE_FAULT_WAIT_S
             timeout = None if nxt is None else max(nxt - self.d.clock(), 0.0)
             self.wake.clear()
@@ -72,9 +80,10 @@ class Lane:
     async def deliver_due(self) -> None:
         """One pass over what is due now: follow-ups first, then new deliveries."""
         store, now = self.d.store, self.d.clock()
-        for key in store.due_followups(now, self.receiver):
-            if not await self._followup(key):
-                break
+        if now >= self.followups_from:
+            for key in store.due_followups(now, self.receiver):
+                if not await self._followup(key):
+                    break
         # a page at a time (each delivery holds its whole incident), oldest first; one
         # still due after its turn (a retry come due meanwhile) waits for the next pass
         last = -1

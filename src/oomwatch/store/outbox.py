@@ -49,13 +49,18 @@ class Outbox:
 
     def next_due(self, receiver: str) -> float | None:
         """When a receiver's next pending delivery or follow-up is due."""
+        due = [t for t in self.next_times(receiver) if t is not None]
+        return min(due) if due else None
+
+    def next_times(self, receiver: str) -> tuple[float | None, float | None]:
+        """When a receiver's next pending delivery is due, and its next follow-up."""
         row = self.db.execute(
-            "SELECT MIN(t) FROM (SELECT MIN(next_at) AS t FROM outbox WHERE state = 'pending' "
-            "AND receiver = ? UNION ALL SELECT MIN(followup_at) FROM groups WHERE "
-            "followup_at IS NOT NULL AND receiver = ?)",
+            "SELECT (SELECT MIN(next_at) FROM outbox WHERE state = 'pending' AND receiver = ?), "
+            "(SELECT MIN(followup_at) FROM groups WHERE followup_at IS NOT NULL "
+            "AND receiver = ?)",
             (receiver, receiver),
         ).fetchone()
-        return row[0] if row and row[0] is not None else None
+        return (row[0], row[1]) if row else (None, None)
 
     def orphans(self, receivers: Iterable[str]) -> int:
         """Fail the waiting deliveries of receivers no longer configured; how many."""
