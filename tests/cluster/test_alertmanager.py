@@ -320,10 +320,14 @@ def test_a_kill_alert_resolves_by_itself_as_documented(
             assert time.monotonic() < deadline, "the second Alertmanager never flushed twice"
             time.sleep(0.1)
         assert len([r for r in hook.received if r.path == "/am"]) == 2
-        # send_resolved: false for Slack, as the example says: the firing message only
+        # send_resolved: false for Slack, as the example says: firing messages only
         # (Alertmanager's notifications_total counts the filtered resolved flush for
-        # Slack as well: what the Slack-like server received is the fact)
-        assert len([r for r in slack.received if r.path == "/slack"]) == 1
+        # Slack as well: what the Slack-like server received is the fact). The pair may
+        # send the firing one twice when gossip is slower than the peer timeout: its
+        # deduplication is at least once (docs/cluster.md)
+        posted = [r.json() for r in slack.received if r.path == "/slack"]
+        assert posted
+        assert all(m["attachments"][0]["color"] == "danger" for m in posted)  # firing
     finally:
         if agent is not None:
             agent.stop()
