@@ -56,11 +56,9 @@ def fill(disk: Path) -> Path:
 
 def _accounted(agent: AgentProcess, kills: int) -> tuple[int, int]:
     """Wait until every kill is stored or waits in memory: (stored, waiting)."""
-    stored = 'oomwatch_incidents_total{kind="oom_kill"} '
     deadline = time.monotonic() + 20
     while True:
-        text = agent.metrics()
-        done = sum(float(ln[len(stored) :]) for ln in text.splitlines() if ln.startswith(stored))
+        done = agent.metric('oomwatch_incidents_total{kind="oom_kill"}')
         waiting = agent.metric("oomwatch_unstored_incidents")
         if done + waiting >= kills or time.monotonic() > deadline:
             return int(done), int(waiting)

@@ -126,6 +126,13 @@ def _fake_proc(root: Path, procs: dict[int, tuple[str, int, int]]) -> Path:
     return root
 
 
+def _exec(pid_dir: Path, old: str, new: str, cmdline: bytes) -> None:
+    """The fake process runs another program: `new` in its stat, `cmdline` as its own."""
+    stat = pid_dir / "stat"
+    stat.write_text(stat.read_text().replace(f"({old})", f"({new})"))
+    (pid_dir / "cmdline").write_bytes(cmdline)
+
+
 def _count_stat_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     from oomwatch.sampling import sampler as mod
 
@@ -220,9 +227,7 @@ def test_a_process_that_runs_another_program_is_described_again(tmp_path: Path) 
         sampler.sample()
     before = sampler.cache.cmdline_bytes
     readings = len((sampler.cache.get(200) or (None, []))[1])
-    stat = proc / "200" / "stat"
-    stat.write_text(stat.read_text().replace("(sh)", "(java)"))
-    (proc / "200" / "cmdline").write_bytes(b"java\0-Xmx1g\0-jar\0app.jar\0")
+    _exec(proc / "200", "sh", "java", b"java\0-Xmx1g\0-jar\0app.jar\0")
     for _ in range(sampler.cache.refresh_every):
         sampler.sample()
     got = sampler.cache.get(200)
@@ -244,9 +249,7 @@ def test_a_program_caught_before_its_arguments_is_read_again(tmp_path: Path) -> 
     sampler = Sampler(proc, tmp_path, top_n=2)
     for _ in range(sampler.cache.refresh_every + 1):
         sampler.sample()
-    stat = proc / "200" / "stat"
-    stat.write_text(stat.read_text().replace("(sh)", "(java)"))
-    (proc / "200" / "cmdline").write_bytes(b"")
+    _exec(proc / "200", "sh", "java", b"")
     for _ in range(sampler.cache.refresh_every):
         sampler.sample()
         got = sampler.cache.get(200)
