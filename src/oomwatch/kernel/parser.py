@@ -13,6 +13,7 @@ counted (`ParseStats.unread`), so a kill is never lost in silence.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import deque
 from collections.abc import Callable
 
@@ -60,8 +61,8 @@ class OomParser(ReportContext):
             or (r is not None and r.open)
         )
 
-    def pass_over(self, text: str, uptime_s: float) -> bool:
-        """Count a kernel record of the open report that `feed` would pass over; False: feed it.
+    def passes(self, uptime_s: float) -> bool:
+        """Count a quiet record (`quiet_record`) of the open report stamped so; False: feed it.
 
         What `feed` does with a whole kmsg record no handler takes (most of a report:
         its call trace, registers and statistics), without making a line of it.
@@ -74,7 +75,6 @@ class OomParser(ReportContext):
             or self._pending_oomd is not None
             or self._wrapped is not None
             or r.stale_at(uptime_s, None)
-            or not quiet(text)
         ):
             return False
         self.stats.lines += 1
@@ -392,6 +392,23 @@ def quiet(text: str) -> bool:
         if m in text:
             return False
     return not text.startswith(_QUIET_UNLESS_STARTS)
+
+
+# A plain kmsg record (`plain_kmsg_parts`: facility 0, whole, printable ASCII without
+# escapes) whose stripped text is `quiet`, told from its bytes alone: no text made.
+_QUIET_RECORD = re.compile(
+    rb"[0-7],\d{1,20},(\d{1,20}),-(?:,[^;]*)?; *(?!%s)[!-~][ -~]*\Z"
+    % b"|".join(re.escape(s.encode()) for s in _QUIET_UNLESS_STARTS)
+)
+_LOUD_BYTES = re.compile(b"|".join(re.escape(s.encode()) for s in (*_QUIET_UNLESS_IN, "\\x")))
+
+
+def quiet_record(raw: bytes) -> float | None:
+    """The uptime (s) of a raw kmsg record that is plain and `quiet`; None for any other."""
+    m = _QUIET_RECORD.match(raw)
+    if m is None or _LOUD_BYTES.search(raw, m.end(1)) is not None:
+        return None
+    return int(m[1]) / 1_000_000
 
 
 _USERSPACE_STARTS = ("sending SIG", "killing process", "low memory!", *userspace.OOMD_STARTS)

@@ -16,8 +16,8 @@ from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from typing import BinaryIO
 
-from oomwatch.kernel.lines import LineDecoder, PlainRecord, plain_kmsg_parts
-from oomwatch.kernel.parser import FRAGMENT_GAP_LINES, OomParser, ParseStats
+from oomwatch.kernel.lines import LineDecoder, plain_kmsg_parts
+from oomwatch.kernel.parser import FRAGMENT_GAP_LINES, OomParser, ParseStats, quiet_record
 from oomwatch.model import OomKill
 
 # Every line that can start or prove a kill while no report is open holds one of
@@ -99,7 +99,7 @@ class LogScanner:
         needle = NEEDLES[0].search
         parser = self.parser
         decoder = self.decoder
-        passed: PlainRecord | None = None  # the last record passed over
+        passed: bytes | None = None  # the last record passed over
         for raw in lines:
             inside = parser.needs_context
             if not inside:
@@ -110,20 +110,29 @@ class LogScanner:
                     for h in held:
                         out.extend(self.feed(h))
                 held.clear()
+            elif not decoder.continuing:
+                uptime = quiet_record(raw)
+                if uptime is not None and parser.passes(uptime):
+                    passed = raw  # most records of a report: counted, no line made
+                    continue
             parts = None if decoder.continuing else plain_kmsg_parts(raw)
             if parts is None:  # another format, or text to clean: `feed`'s general steps
                 if passed is not None:  # what a stampless line after it inherits
-                    decoder.plain_line(passed)
+                    self._inherit(passed)
                     passed = None
                 out.extend(self.feed(raw))
-            elif inside and parser.pass_over(parts[0], parts[3]):
-                passed = parts  # most records of a report: counted, no line made
             else:  # straight to the parser, without `feed`'s steps
                 passed = None
                 out.extend(parser.feed(decoder.plain_line(parts)))
         if passed is not None:
-            decoder.plain_line(passed)
+            self._inherit(passed)
         return out
+
+    def _inherit(self, raw: bytes) -> None:
+        """Make a record passed over the one a stampless line after it inherits from."""
+        parts = plain_kmsg_parts(raw)
+        if parts is not None:
+            self.decoder.plain_line(parts)
 
     def close(self) -> list[OomKill]:
         """Flush held lines at the end of the input."""
