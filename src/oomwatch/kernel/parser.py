@@ -21,7 +21,13 @@ from oomwatch.kernel import messages as msg
 from oomwatch.kernel import record, userspace
 from oomwatch.kernel.context import Out, ReportContext
 from oomwatch.kernel.killed import KilledLine, looks_like_kill, parse_killed
-from oomwatch.kernel.report import FRAGMENT_GAP_LINES, ParseStats, Report
+from oomwatch.kernel.report import (
+    FRAGMENT_GAP_LINES,
+    MAX_GAP_LINES,
+    REPORT_WINDOW_S,
+    ParseStats,
+    Report,
+)
 from oomwatch.kernel.wrapping import (
     WHOLE_RECORDS,
     cut_head,
@@ -31,7 +37,7 @@ from oomwatch.kernel.wrapping import (
 )
 from oomwatch.model import KernelLine, OomKill
 
-__all__ = ["FRAGMENT_GAP_LINES", "OomParser", "ParseStats"]
+__all__ = ["FRAGMENT_GAP_LINES", "REPORT_WINDOW_S", "OomParser", "ParseStats"]
 
 
 class OomParser(ReportContext):
@@ -61,11 +67,14 @@ class OomParser(ReportContext):
             or (r is not None and r.open)
         )
 
-    def passes(self, uptime_s: float) -> bool:
-        """Count a quiet record (`quiet_record`) of the open report stamped so; False: feed it.
+    def pass_gate(self) -> tuple[float | None, int] | None:
+        """Whether quiet records (`quiet_record`) may be passed over now, and within what.
 
-        What `feed` does with a whole kmsg record no handler takes (most of a report:
-        its call trace, registers and statistics), without making a line of it.
+        None: each must be fed. Else the uptime of the open report's last line (a record
+        more than REPORT_WINDOW_S from it must be fed) and how many more records its gap
+        allows. What `feed` does with whole kmsg records no handler takes (most of a
+        report: its call trace, registers and statistics), without making lines of them;
+        `passed` counts them.
         """
         r = self._report
         if (
@@ -74,12 +83,17 @@ class OomParser(ReportContext):
             or self._pending_kill is not None
             or self._pending_oomd is not None
             or self._wrapped is not None
-            or r.stale_at(uptime_s, None)
         ):
-            return False
-        self.stats.lines += 1
-        r.gap += 1
-        return True
+            return None
+        limit = FRAGMENT_GAP_LINES if r.fragment else MAX_GAP_LINES
+        return r.last_uptime, limit - r.gap + 1
+
+    def passed(self, records: int) -> None:
+        """Count records passed over within `pass_gate`, as `feed` counts them."""
+        r = self._report
+        if r is not None:
+            self.stats.lines += records
+            r.gap += records
 
     def feed(self, line: KernelLine) -> Out:
         """Take one line; return the kills it completes."""

@@ -17,7 +17,13 @@ from datetime import datetime
 from typing import BinaryIO
 
 from oomwatch.kernel.lines import LineDecoder, plain_kmsg_parts
-from oomwatch.kernel.parser import FRAGMENT_GAP_LINES, OomParser, ParseStats, quiet_record
+from oomwatch.kernel.parser import (
+    FRAGMENT_GAP_LINES,
+    REPORT_WINDOW_S,
+    OomParser,
+    ParseStats,
+    quiet_record,
+)
 from oomwatch.model import OomKill
 
 # Every line that can start or prove a kill while no report is open holds one of
@@ -100,6 +106,8 @@ class LogScanner:
         parser = self.parser
         decoder = self.decoder
         passed: bytes | None = None  # the last record passed over
+        run = 0  # records passed over since the parser last took one, not yet counted
+        gate: tuple[float | None, int] | None = None  # `pass_gate()` for this run
         for raw in lines:
             inside = parser.needs_context
             if not inside:
@@ -110,11 +118,18 @@ class LogScanner:
                     for h in held:
                         out.extend(self.feed(h))
                 held.clear()
-            elif not decoder.continuing:
-                uptime = quiet_record(raw)
-                if uptime is not None and parser.passes(uptime):
-                    passed = raw  # most records of a report: counted, no line made
-                    continue
+            elif not decoder.continuing and (uptime := quiet_record(raw)) is not None:
+                # the parser's state holds while it takes no line: one gate for the run
+                gate = parser.pass_gate() if run == 0 else gate
+                if gate is not None and run < gate[1]:
+                    last = gate[0]
+                    if last is None or abs(uptime - last) <= REPORT_WINDOW_S:
+                        run += 1
+                        passed = raw  # most records of a report: counted, no line made
+                        continue
+            if run:
+                parser.passed(run)
+                run = 0
             parts = None if decoder.continuing else plain_kmsg_parts(raw)
             if parts is None:  # another format, or text to clean: `feed`'s general steps
                 if passed is not None:  # what a stampless line after it inherits
@@ -124,6 +139,8 @@ class LogScanner:
             else:  # straight to the parser, without `feed`'s steps
                 passed = None
                 out.extend(parser.feed(decoder.plain_line(parts)))
+        if run:
+            parser.passed(run)
         if passed is not None:
             self._inherit(passed)
         return out
