@@ -24,6 +24,7 @@ from oomwatch.notify import Notifier, Recovers
 from oomwatch.redact import redact
 from oomwatch.render.escape import terminal, truncate
 from oomwatch.store import Delivery, Folded, Store
+from oomwatch.store.outbox import earliest
 
 log = logging.getLogger("oomwatch.delivery")
 
@@ -61,7 +62,7 @@ class Lane:
                 await self.deliver_due()
                 due_at, follow_at = self.d.store.next_times(self.receiver)
                 self.followups_from = math.inf if follow_at is None else follow_at
-                nxt = min((t for t in (due_at, follow_at) if t is not None), default=None)
+                nxt = earliest(due_at, follow_at)
             except (StoreError, sqlite3.Error) as e:
                 log.error("delivery to %s: state database failed: %s", self.receiver, e)
                 self.followups_from = -math.inf

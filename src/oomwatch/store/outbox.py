@@ -49,8 +49,7 @@ class Outbox:
 
     def next_due(self, receiver: str) -> float | None:
         """When a receiver's next pending delivery or follow-up is due."""
-        due = [t for t in self.next_times(receiver) if t is not None]
-        return min(due) if due else None
+        return earliest(*self.next_times(receiver))
 
     def next_times(self, receiver: str) -> tuple[float | None, float | None]:
         """When a receiver's next pending delivery is due, and its next follow-up."""
@@ -253,3 +252,8 @@ class Outbox:
     def defer(self, delivery_id: int, at: float) -> None:
         """Not yet (rate limit): try at `at`, without counting an attempt."""
         self.db.execute("UPDATE outbox SET next_at = ? WHERE id = ?", (at, delivery_id))
+
+
+def earliest(*times: float | None) -> float | None:
+    """The earliest of the times given; None when none is."""
+    return min((t for t in times if t is not None), default=None)
