@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
@@ -18,14 +17,7 @@ from oomwatch.notify.sample import REPORT
 from oomwatch.settings import Settings
 from oomwatch.testing import FakeFollower, RecordingNotifier
 from tests.agentproc import free_port
-
-
-async def until(fact: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Wait until `fact()` holds, or fail."""
-    deadline = time.monotonic() + timeout_s
-    while not fact():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.01)
+from tests.waits import until
 
 
 def run_agent(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from oomwatch.notify.webhook import WebhookNotifier
 from oomwatch.store import GroupState, Store
 from oomwatch.testing import make_incident
 from tests.servers import Recorder
+from tests.waits import run_with, until
 
 G, R = 300.0, 3600.0
 
@@ -305,31 +305,19 @@ def test_a_lane_asks_for_follow_ups_only_when_one_can_be_due(
         policies={"hook": Policy(group_interval=0.5)},
     )
 
-    async def until(fact: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 10
-        while not fact():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.01)
+    async def body() -> None:
+        await until(lambda: "hook" in d.lanes and d.lanes["hook"].followups_from == math.inf)
+        asked.clear()
+        store.record([inc(n=1)], ["hook"])
+        d.wake()
+        await until(lambda: len(hook.received) == 1)
+        assert asked == []  # nothing could be due: the kill's pass did not ask
+        store.record([inc(n=2), inc(n=3)], ["hook"])
+        d.wake()
+        await until(lambda: len(hook.received) == 2)  # the follow-up, when due
+        assert asked
+        await d.notifiers["hook"].aclose()
 
-    async def main() -> None:
-        task = asyncio.create_task(d.run())
-        try:
-            await until(lambda: "hook" in d.lanes and d.lanes["hook"].followups_from == math.inf)
-            asked.clear()
-            store.record([inc(n=1)], ["hook"])
-            d.wake()
-            await until(lambda: len(hook.received) == 1)
-            assert asked == []  # nothing could be due: the kill's pass did not ask
-            store.record([inc(n=2), inc(n=3)], ["hook"])
-            d.wake()
-            await until(lambda: len(hook.received) == 2)  # the follow-up, when due
-            assert asked
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await d.notifiers["hook"].aclose()
-
-    asyncio.run(main())
+    run_with(d, body)
     follow = json.loads(hook.received[1].body)
     assert follow["incident"]["followup"]["pids"] == ["2", "3"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -14,30 +13,9 @@ from oomwatch.errors import FailureReason, NotifyError
 from oomwatch.metrics import Metrics
 from oomwatch.store import Store
 from oomwatch.testing import RecordingNotifier, make_incident
+from tests.waits import run_with, until
 
 pytestmark = pytest.mark.fault
-
-
-async def until(fact: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Wait until `fact()` holds (checked every 10 ms), or fail after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while not fact():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.01)
-
-
-def run_with(d: Dispatcher, body: Callable[[], Awaitable[None]]) -> None:
-    """Run the dispatcher's lanes while `body` runs, then stop them."""
-
-    async def go() -> None:
-        task = asyncio.create_task(d.run())
-        try:
-            await body()
-            assert not task.done(), "the dispatcher ended"
-        finally:
-            task.cancel()
-
-    asyncio.run(go())
 
 
 def test_a_notifier_raising_keyerror_fails_its_delivery_only(tmp_path: Path) -> None:

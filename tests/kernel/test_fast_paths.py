@@ -96,6 +96,11 @@ def test_most_of_a_real_report_is_quiet() -> None:
     assert not quiet("Memory cgroup out of memory: Killed process 1 (x) total-vm:1kB")
     assert quiet("dump_stack_lvl+0x59/0x90")
     assert quiet("RAX: 0000000000000078 RBX: 0000000000100000 RCX: 0000000000033030")
+    # and from the raw record, as /dev/kmsg gives it
+    assert quiet_record(b"4,2693185,5910161337,-; dump_stack_lvl+0x59/0x90") == 5910.161337
+    assert quiet_record(b"6,2693215,5910161467,-;rss 33480704") == 5910.161467
+    assert quiet_record(b"3,2693260,5910161547,-;Out of memory: Killed process 1") is None
+    assert quiet_record(b"6,2693258,5910161525,-;[   4485]     0  4485    12448") is None
 
 
 record_heads = st.tuples(

@@ -18,7 +18,8 @@ from oomwatch.notify.sample import REPORT
 from oomwatch.testing import FakeFollower, RecordingNotifier
 from tests.enrich.test_kubernetes import CID, UID
 from tests.k8s_api import KubeAPI, pod
-from tests.test_agent_inprocess import get, run_agent, until
+from tests.test_agent_inprocess import get, run_agent
+from tests.waits import until
 
 API = PodRef("shop", "api-7f9c-x2", container="api", owner_kind="Deployment", owner_name="api")
 
