@@ -74,17 +74,38 @@ def kmsg_clock_offset() -> float:
         os.close(fd)
 
 
-def oom_kill(comm: str) -> int:
-    """One real OOM kill in a fresh 32 MiB cgroup; the victim's pid."""
+@contextmanager
+def oom_killing(comm: str) -> Iterator[int]:
+    """A real OOM kill under way in a fresh 32 MiB cgroup: the victim's pid.
+
+    The victim is reaped and its cgroup removed when the block ends, so a benchmark can
+    sleep on what it measures while the kill is delivered instead of working beside it.
+    """
     name = f"oomwatch-bench-{uuid.uuid4().hex[:8]}"
     with memory_cgroup(name, 32 * MIB) as cg, start_hog(cg, comm=comm) as hog:
         hog.go()
+        yield hog.pid
         hog.wait()
-        return hog.pid
+
+
+def oom_kill(comm: str) -> int:
+    """One real OOM kill in a fresh 32 MiB cgroup, over when this returns; the victim's pid."""
+    with oom_killing(comm) as pid:
+        pass
+    return pid
 
 
 BARE_READER = r"""
-import os, sys, time
+import os, queue, sys, threading, time
+# each kill is told 50 ms after it woke this reader: printing at once would wake the
+# benchmark's process while the agent is still at work on the same two CPUs
+told = queue.SimpleQueue()
+def tell():
+    while True:
+        pid, stamp, at = told.get()
+        time.sleep(max(0.0, at + 0.05 - time.monotonic()))
+        print(pid, stamp, at, flush=True)
+threading.Thread(target=tell, daemon=True).start()
 fd = os.open("/dev/kmsg", os.O_RDONLY)
 os.lseek(fd, 0, os.SEEK_END)
 print("ready", flush=True)
@@ -97,7 +118,7 @@ while True:
     head, _, text = rec.partition(b";")
     if b"Killed process " in text:  # "Out of memory: ...", "Memory cgroup out of memory: ..."
         pid = text.split(b"Killed process ", 1)[1].split(b" ", 1)[0].decode()
-        print(pid, int(head.split(b",")[2]), at, flush=True)
+        told.put((pid, int(head.split(b",")[2]), at))
 """
 
 
@@ -278,13 +299,13 @@ def latency(kills: int, restart_every: int, receiver: str) -> None:
                     if agent is not None:
                         agent.stop()
                     agent = AgentProcess(Path(tmp), env).start()
-                pid = oom_kill(f"bench-lat-{i}")
-                if isinstance(hook, BareReceiver):
-                    at = hook.wait(pid, timeout_s=10)
-                else:
-                    got = hook.wait_for(_kill_of(pid), timeout_s=10)
-                    at = got[0].at if got else None
-                woke = bare.wait(pid, timeout_s=10)
+                with oom_killing(f"bench-lat-{i}") as pid:
+                    if isinstance(hook, BareReceiver):
+                        at = hook.wait(pid, timeout_s=10)
+                    else:
+                        got = hook.wait_for(_kill_of(pid), timeout_s=10)
+                        at = got[0].at if got else None
+                    woke = bare.wait(pid, timeout_s=10)
                 if at is None or woke is None:
                     missed += 1
                     print(f"    kill {i}: NOT RECEIVED")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from oomwatch.kernel.lines import LineDecoder, plain_kmsg_parts
 from oomwatch.kernel.parser import _KERNEL_LINES, quiet, quiet_record
+from oomwatch.kernel.report import MAX_GAP_LINES
 from oomwatch.kernel.scan import LogScanner
 from oomwatch.kernel.wrapping import mentions_kill
 from tests.conftest import CORPUS
@@ -187,18 +189,27 @@ def test_passing_report_records_over_changes_no_record_and_no_count(
         b"4,3,100000100,-; dump_stack_lvl+0x59/0x90",
         *(b"6,%d,160000000,-;total_cache %d" % (4 + i, i) for i in range(5)),
     ]
-    inputs = [("stale", late)] + [
+    # a report whose gap runs out within one batch: the record past it is fed
+    header = late[:2]
+    long_gap = [
+        *header,
+        *(b"6,%d,100000002,-;total_rss %d" % (3 + i, i) for i in range(MAX_GAP_LINES + 40)),
+        b"3,9999,100000003,-;Memory cgroup out of memory: Killed process 77 (late) "
+        b"total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB "
+        b"oom_score_adj:0",
+    ]
+    inputs = [("stale", late), ("long gap", long_gap)] + [
         (p.name, _as_kmsg(p.read_bytes())) for p in sorted(CORPUS.glob("*.log"))
     ]
 
     def results() -> list[Result]:
         out: list[Result] = []
-        for name, records in inputs:
+        for (name, records), size in itertools.product(inputs, (16, 4096)):
             scanner = LogScanner()
             kills = [
                 k
-                for i in range(0, len(records), 16)
-                for k in scanner.feed_live(records[i : i + 16])
+                for i in range(0, len(records), size)
+                for k in scanner.feed_live(records[i : i + size])
             ]
             kills += scanner.close()
             s = scanner.stats
@@ -220,3 +231,37 @@ def test_passing_report_records_over_changes_no_record_and_no_count(
     monkeypatch.setattr(OomParser, "pass_gate", lambda _self: None)
     assert results() == fast
     assert sum(len(kills) for _, kills, _ in fast) >= 20
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096])
+def test_every_quiet_record_of_an_open_report_is_passed_over(
+    monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Quiet records before and after a loud one inside a report: none is fed, in any batches."""
+    from oomwatch.kernel.parser import OomParser
+
+    quiet_lines = [b"4,%d,100000%03d,-; dump_stack_lvl+0x59/0x90" % (i, i) for i in range(10)]
+    records = [
+        b"4,1,100000000,-;app invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0,"
+        b" oom_score_adj=0",
+        *quiet_lines,
+        b"4,20,100000500,-;CPU: 0 PID: 77 Comm: app Not tainted 6.1.0 #1",
+        *quiet_lines,
+        b"3,40,100000900,-;Out of memory: Killed process 77 (app) total-vm:1kB, anon-rss:1kB,"
+        b" file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0",
+    ]
+    passed: list[int] = []
+    count = OomParser.passed
+
+    def counting(self: OomParser, n: int) -> None:
+        passed.append(n)
+        count(self, n)
+
+    monkeypatch.setattr(OomParser, "passed", counting)
+    scanner = LogScanner()
+    kills = [
+        k for i in range(0, len(records), size) for k in scanner.feed_live(records[i : i + size])
+    ]
+    assert [k.victim.pid for k in kills + scanner.close()] == [77]
+    assert sum(passed) == 20
+    assert scanner.stats.lines == len(records)
