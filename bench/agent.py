@@ -2,7 +2,10 @@
 
 (a) latency: from the kernel's own timestamp of each kill record to a bare
     /dev/kmsg reader and to the webhook receiving the incident, over N real OOM
-    kills (median, p99), and what the agent adds to the bare reader;
+    kills (median, p99), and what the agent adds to the bare reader; the
+    benchmark itself sleeps through each kill (it reaps the victim and removes its
+    cgroup once the webhook has it) and the bare reader prints later, so neither
+    works on the same two CPUs while the agent does;
 (b) footprint: RSS and CPU of the agent over a period with 1,000 extra idle
     processes, at the default sample interval;
 (c) flood: 50,000 unrelated kernel log records per second for 10 s with real kills
