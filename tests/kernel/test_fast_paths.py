@@ -173,6 +173,21 @@ def _as_kmsg(path_bytes: bytes) -> list[bytes]:
     return out
 
 
+def _count_passed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the runs of records the parser is told it passed over, from now on."""
+    from oomwatch.kernel.parser import OomParser
+
+    passed: list[int] = []
+    count = OomParser.passed
+
+    def counting(self: OomParser, records: int) -> None:
+        passed.append(records)
+        count(self, records)
+
+    monkeypatch.setattr(OomParser, "passed", counting)
+    return passed
+
+
 def test_passing_report_records_over_changes_no_record_and_no_count(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -217,14 +232,7 @@ def test_passing_report_records_over_changes_no_record_and_no_count(
             out.append((name, [k.to_dict() for k in kills], counts))
         return out
 
-    passed: list[int] = []
-    count = OomParser.passed
-
-    def counting(self: OomParser, records: int) -> None:
-        passed.append(records)
-        count(self, records)
-
-    monkeypatch.setattr(OomParser, "passed", counting)
+    passed = _count_passed(monkeypatch)
     fast = results()
     lines = sum(c[0] for _, _, c in fast)
     assert sum(passed) > lines / 3  # a report's trace, registers and statistics: passed over
@@ -238,8 +246,6 @@ def test_every_quiet_record_of_an_open_report_is_passed_over(
     monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     """Quiet records before and after a loud one inside a report: none is fed, in any batches."""
-    from oomwatch.kernel.parser import OomParser
-
     quiet_lines = [b"4,%d,100000%03d,-; dump_stack_lvl+0x59/0x90" % (i, i) for i in range(10)]
     records = [
         b"4,1,100000000,-;app invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0,"
@@ -250,14 +256,7 @@ def test_every_quiet_record_of_an_open_report_is_passed_over(
         b"3,40,100000900,-;Out of memory: Killed process 77 (app) total-vm:1kB, anon-rss:1kB,"
         b" file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0",
     ]
-    passed: list[int] = []
-    count = OomParser.passed
-
-    def counting(self: OomParser, n: int) -> None:
-        passed.append(n)
-        count(self, n)
-
-    monkeypatch.setattr(OomParser, "passed", counting)
+    passed = _count_passed(monkeypatch)
     scanner = LogScanner()
     kills = [
         k for i in range(0, len(records), size) for k in scanner.feed_live(records[i : i + size])
