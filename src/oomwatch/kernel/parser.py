@@ -21,13 +21,7 @@ from oomwatch.kernel import messages as msg
 from oomwatch.kernel import record, userspace
 from oomwatch.kernel.context import Out, ReportContext
 from oomwatch.kernel.killed import KilledLine, looks_like_kill, parse_killed
-from oomwatch.kernel.report import (
-    FRAGMENT_GAP_LINES,
-    MAX_GAP_LINES,
-    REPORT_WINDOW_S,
-    ParseStats,
-    Report,
-)
+from oomwatch.kernel.report import FRAGMENT_GAP_LINES, ParseStats, Report
 from oomwatch.kernel.wrapping import (
     WHOLE_RECORDS,
     cut_head,
@@ -37,7 +31,7 @@ from oomwatch.kernel.wrapping import (
 )
 from oomwatch.model import KernelLine, OomKill
 
-__all__ = ["FRAGMENT_GAP_LINES", "REPORT_WINDOW_S", "OomParser", "ParseStats"]
+__all__ = ["FRAGMENT_GAP_LINES", "OomParser", "ParseStats"]
 
 
 class OomParser(ReportContext):
@@ -71,10 +65,10 @@ class OomParser(ReportContext):
         """Whether quiet records (`quiet_record`) may be passed over now, and within what.
 
         None: each must be fed. Else the uptime of the open report's last line (a record
-        more than REPORT_WINDOW_S from it must be fed) and how many more records its gap
-        allows. What `feed` does with whole kmsg records no handler takes (most of a
-        report: its call trace, registers and statistics), without making lines of them;
-        `passed` counts them.
+        `too_far` from it must be fed) and how many more records its gap allows, as
+        `Report.stale_at` has them. What `feed` does with whole kmsg records no handler
+        takes (most of a report: its call trace, registers and statistics), without
+        making lines of them; `passed` counts them.
         """
         r = self._report
         if (
@@ -85,8 +79,7 @@ class OomParser(ReportContext):
             or self._wrapped is not None
         ):
             return None
-        limit = FRAGMENT_GAP_LINES if r.fragment else MAX_GAP_LINES
-        return r.last_uptime, limit - r.gap + 1
+        return r.last_uptime, r.gap_limit - r.gap + 1
 
     def passed(self, records: int) -> None:
         """Count records passed over within `pass_gate`, as `feed` counts them."""

@@ -124,16 +124,19 @@ class Report:
         """Whether `line` is too far (in time or lines) from this report to belong to it."""
         return self.stale_at(line.uptime_s, line.wall)
 
+    @property
+    def gap_limit(self) -> int:
+        """The most lines no handler takes that may come between two of its own."""
+        return FRAGMENT_GAP_LINES if self.fragment else MAX_GAP_LINES
+
     def stale_at(self, uptime_s: float | None, wall: datetime | None) -> bool:
         """`stale` for a line stamped so."""
-        apart: float | None = None
+        far = False
         if uptime_s is not None and self.last_uptime is not None:
-            apart = abs(uptime_s - self.last_uptime)
+            far = too_far(uptime_s, self.last_uptime)
         elif wall is not None and self.last_wall_s is not None:
-            apart = abs(_wall_s(wall) - self.last_wall_s)
-        if apart is not None and apart > REPORT_WINDOW_S:
-            return True
-        return self.gap > (FRAGMENT_GAP_LINES if self.fragment else MAX_GAP_LINES)
+            far = too_far(_wall_s(wall), self.last_wall_s)
+        return far or self.gap > self.gap_limit
 
     def trigger(self) -> Trigger | None:
         """The task whose allocation invoked the killer, as the header printed it."""
@@ -145,6 +148,11 @@ class Report:
         return Trigger(
             h.comm, self.trigger_pid, h.gfp_mask, h.gfp_flags, h.order, h.oom_score_adj, nodemask
         )
+
+
+def too_far(a_s: float, b_s: float) -> bool:
+    """Whether two stamps (seconds) are too far apart for their lines to share a report."""
+    return abs(a_s - b_s) > REPORT_WINDOW_S
 
 
 def _wall_s(wall: datetime) -> float:

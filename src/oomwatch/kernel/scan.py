@@ -19,11 +19,11 @@ from typing import BinaryIO
 from oomwatch.kernel.lines import LineDecoder, plain_kmsg_parts
 from oomwatch.kernel.parser import (
     FRAGMENT_GAP_LINES,
-    REPORT_WINDOW_S,
     OomParser,
     ParseStats,
     quiet_record,
 )
+from oomwatch.kernel.report import too_far
 from oomwatch.model import OomKill
 
 # Every line that can start or prove a kill while no report is open holds one of
@@ -123,7 +123,7 @@ class LogScanner:
                 gate = parser.pass_gate() if run == 0 else gate
                 if gate is not None and run < gate[1]:
                     last = gate[0]
-                    if last is None or abs(uptime - last) <= REPORT_WINDOW_S:
+                    if last is None or not too_far(uptime, last):
                         run += 1
                         passed = raw  # most records of a report: counted, no line made
                         continue
